@@ -1,0 +1,259 @@
+//! Composition root: configuration → state → router → listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tokio::sync::Mutex;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::jose::keys::KeyRing;
+use crate::passwords::Hasher;
+use crate::store::Db;
+use crate::{http, oauth, oidc, ui};
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub keys: KeyRing,
+    pub clock: Clock,
+    pub hasher: Hasher,
+    /// The server secret (never logged).
+    pub secret: String,
+    /// Outbound HTTP (client `jwks_uri`).
+    pub http: reqwest::Client,
+    /// Fetched client JWKS documents: uri → (document, fetched_at).
+    pub client_jwks: Mutex<HashMap<String, (serde_json::Value, i64)>>,
+}
+
+pub type State = Arc<AppState>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::jose::keys::KeyError),
+    #[error("secret: {0}")]
+    Secret(String),
+    #[error("password hasher: {0}")]
+    Hasher(#[from] crate::passwords::PasswordError),
+    #[error("client `{0}` in the configuration: {1}")]
+    Client(String, String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Reads the server secret from config, or from `data_dir/secret`, generating it on the
+/// first start (dev mode). Returns the secret and whether it was generated.
+pub fn load_secret(cfg: &Config) -> Result<(String, bool), StartError> {
+    if let Some(s) = &cfg.secret {
+        return Ok((s.clone(), false));
+    }
+    let path = cfg.data_dir.join("secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if s.len() >= 32 {
+            return Ok((s, false));
+        }
+        return Err(StartError::Secret(format!(
+            "{} is shorter than 32 characters",
+            path.display()
+        )));
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        StartError::Secret(format!("cannot create {}: {e}", cfg.data_dir.display()))
+    })?;
+    let s = crate::crypto::random_token(32);
+    write_private_file(&path, &s)
+        .map_err(|e| StartError::Secret(format!("cannot write {}: {e}", path.display())))?;
+    Ok((s, true))
+}
+
+fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+/// Everything `serve` and the CLI need: database migrated, config clients applied,
+/// signing keys present.
+pub async fn build_state(config: Config) -> Result<State, StartError> {
+    let (secret, _generated) = load_secret(&config)?;
+    build_state_with_secret(config, secret).await
+}
+
+pub async fn build_state_with_secret(config: Config, secret: String) -> Result<State, StartError> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let clock = Clock::default();
+    let keys = KeyRing::new(db.clone(), clock.clone(), &secret, config.keys.rsa_bits);
+    keys.ensure_keys().await?;
+    let hasher = Hasher::new(&config.password)?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let state = Arc::new(AppState {
+        config,
+        db,
+        keys,
+        clock,
+        hasher,
+        secret,
+        http,
+        client_jwks: Mutex::new(HashMap::new()),
+    });
+    oauth::clients::apply_config_clients(&state)
+        .await
+        .map_err(|(id, e)| StartError::Client(id, e))?;
+    Ok(state)
+}
+
+/// The issuer-relative routes.
+fn endpoints() -> Router<State> {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(oidc::discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oidc::discovery::oauth_metadata),
+        )
+        .route("/.well-known/jwks.json", get(oidc::discovery::jwks))
+        .route("/jwks", get(oidc::discovery::jwks))
+        .route("/api/auth/jwks", get(oidc::discovery::jwks))
+        .route(
+            "/authorize",
+            get(oauth::authorize::get).post(oauth::authorize::post),
+        )
+        .route("/authorize/resume", get(oauth::authorize::resume))
+        .route("/login", get(ui::login::show).post(ui::login::submit))
+        .route("/consent", get(ui::consent::show).post(ui::consent::submit))
+        .route("/token", post(oauth::token::handle))
+        .route(
+            "/userinfo",
+            get(oidc::userinfo::get).post(oidc::userinfo::post),
+        )
+        .route("/revoke", post(oauth::revoke::handle))
+        .route("/introspect", post(oauth::introspect::handle))
+        .route("/register", post(oauth::registration::create))
+        .route(
+            "/register/{client_id}",
+            get(oauth::registration::read)
+                .put(oauth::registration::update)
+                .delete(oauth::registration::delete),
+        )
+        .route(
+            "/end_session",
+            get(oidc::logout::get).post(oidc::logout::post),
+        )
+        .route("/end_session/confirm", post(oidc::logout::confirm))
+        .route("/static/klard.css", get(css))
+        .route("/health", get(|| async { "ok" }))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        http::pages::CSS,
+    )
+}
+
+pub fn router(state: State) -> Router {
+    let path = state.config.issuer_path();
+    let mut app: Router<State> = if path.is_empty() {
+        endpoints()
+    } else {
+        // RFC 8414 §3.1: with a path in the issuer, the metadata lives at
+        // /.well-known/oauth-authorization-server{path}. Spring Security also tries the
+        // same insertion for openid-configuration, so serve both.
+        Router::new()
+            .nest(&path, endpoints())
+            .route(
+                &format!("/.well-known/oauth-authorization-server{path}"),
+                get(oidc::discovery::oauth_metadata),
+            )
+            .route(
+                &format!("/.well-known/openid-configuration{path}"),
+                get(oidc::discovery::openid_configuration),
+            )
+    };
+    app = app.fallback(not_found);
+    app.layer(DefaultBodyLimit::max(256 * 1024))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (axum::http::StatusCode::NOT_FOUND, "not found")
+}
+
+/// A running server (used by `serve` and by the integration tests).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: State,
+    pub handle: axum_server::Handle<SocketAddr>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Serves `state` on an already bound listener, over TLS when configured.
+pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Running, StartError> {
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let task = match &state.config.tls {
+        Some(tls) => {
+            let rustls = crate::tls::load(tls).await.map_err(StartError::Tls)?;
+            crate::tls::watch(rustls.clone(), tls.clone());
+            let server = axum_server::from_tcp_rustls(listener, rustls)
+                .map_err(|e| StartError::Tls(e.to_string()))?
+                .handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(|e| StartError::Tls(e.to_string()))?
+                .handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    Ok(Running {
+        addr,
+        state,
+        handle,
+        task,
+    })
+}

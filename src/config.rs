@@ -1,0 +1,472 @@
+//! One typed configuration (DESIGN.md principle 7): built-in defaults, then a TOML file,
+//! then `KLARD_*` environment variables (`__` separates sections), then `DATABASE_URL`.
+//! `Config::validate` runs at start and names the field that is wrong.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier (OIDC Discovery §3, RFC 8414 §2). Every URL we publish is
+    /// derived from it exactly; it may carry a path.
+    pub issuer: String,
+    /// Socket address to listen on.
+    pub bind: String,
+    /// `sqlite://...` (default, under `data_dir`) or `postgres://...`.
+    pub database_url: String,
+    /// Where the embedded database and generated dev secrets live.
+    pub data_dir: PathBuf,
+    /// Server secret (≥ 32 characters): keys the encryption of private signing keys at rest
+    /// and the CSRF MACs. Generated into `data_dir/secret` when absent (dev mode).
+    pub secret: Option<String>,
+    pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+    pub session: SessionConfig,
+    pub registration: RegistrationConfig,
+    pub password: PasswordConfig,
+    pub pkce: PkceConfig,
+    pub proxy: ProxyConfig,
+    pub tls: Option<TlsConfig>,
+    /// Clients declared in the configuration, created or updated at start.
+    pub clients: Vec<ClientConfig>,
+    /// Resource servers (RFC 8707 `resource` values) with their access-token format.
+    pub resources: Vec<ResourceConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    /// Authorization codes are short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    pub code_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// Seconds during which a just-rotated refresh token still yields a fresh pair in the
+    /// same family (client retries, parallel refreshes). 0 disables.
+    pub refresh_reuse_grace: i64,
+    /// Issue refresh tokens to first-party clients without `offline_access`.
+    pub first_party_refresh_without_offline_access: bool,
+    /// JOSE `typ` of access tokens when no resource overrides it: `JWT` (what stock Spring
+    /// Security accepts) or `at+jwt` (RFC 9068 §2.1).
+    pub access_token_typ: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Seconds a rotated-out key stays in the JWKS so tokens it signed keep validating.
+    pub rotation_grace: i64,
+    /// Seconds a new key is published before it starts signing, so relying parties that
+    /// cache the JWKS already know it.
+    pub publish_ahead: i64,
+    /// RSA modulus size.
+    pub rsa_bits: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Absolute lifetime of a login session in seconds.
+    pub ttl: i64,
+    /// Lifetime of a paused authorization request (login/consent interaction).
+    pub interaction_ttl: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Anyone may register (RFC 7591 §3 open registration).
+    Open,
+    /// A bearer initial access token is required (RFC 7591 §3.1).
+    InitialAccessToken,
+    /// Dynamic registration disabled.
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    pub mode: RegistrationMode,
+    pub initial_access_tokens: Vec<String>,
+    /// Seconds until a dynamically issued client secret expires; 0 = never.
+    pub client_secret_ttl: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_m_cost: u32,
+    pub argon2_t_cost: u32,
+    pub argon2_p_cost: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkceConfig {
+    /// RFC 7636 `plain` is refused unless this is set (RFC 9700 §2.1.1).
+    pub allow_plain: bool,
+    /// Require PKCE from confidential clients too.
+    pub require_for_confidential: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Honour X-Forwarded-For only when a trusted reverse proxy sets it.
+    pub trust_forwarded_headers: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Seconds between checks of the files for changes.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    /// `web` or `native` (OIDC Registration §2).
+    pub application_type: Option<String>,
+    pub scope: Option<String>,
+    pub first_party: bool,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub id_token_signed_response_alg: Option<String>,
+    pub access_token_signed_response_alg: Option<String>,
+    /// Default `aud` of this client's access tokens.
+    pub access_token_audience: Option<Vec<String>>,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// The resource indicator (RFC 8707 §2), used as `aud`.
+    pub identifier: String,
+    /// `JWT` or `at+jwt`.
+    #[serde(default = "default_typ")]
+    pub access_token_typ: String,
+    #[serde(default)]
+    pub access_token_ttl: Option<i64>,
+}
+
+fn default_typ() -> String {
+    "JWT".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "http://127.0.0.1:8080".into(),
+            bind: "127.0.0.1:8080".into(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("data"),
+            secret: None,
+            tokens: TokensConfig::default(),
+            keys: KeysConfig::default(),
+            session: SessionConfig::default(),
+            registration: RegistrationConfig::default(),
+            password: PasswordConfig::default(),
+            pkce: PkceConfig::default(),
+            proxy: ProxyConfig::default(),
+            tls: None,
+            clients: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            access_token_ttl: 3600,
+            id_token_ttl: 3600,
+            code_ttl: 60,
+            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_reuse_grace: 5,
+            first_party_refresh_without_offline_access: false,
+            access_token_typ: "JWT".into(),
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            rotation_grace: 7 * 24 * 3600,
+            publish_ahead: 0,
+            rsa_bits: 2048,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            ttl: 14 * 24 * 3600,
+            interaction_ttl: 3600,
+        }
+    }
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            mode: RegistrationMode::Open,
+            initial_access_tokens: Vec::new(),
+            client_secret_ttl: 0,
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            argon2_m_cost: 19456,
+            argon2_t_cost: 2,
+            argon2_p_cost: 1,
+        }
+    }
+}
+
+impl Default for PkceConfig {
+    fn default() -> Self {
+        PkceConfig {
+            allow_plain: false,
+            require_for_confidential: false,
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            trust_forwarded_headers: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults → TOML file (if given or `./klard.toml` exists) → `KLARD_*` env → `DATABASE_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    return Err(invalid(
+                        "--config",
+                        format!("{} does not exist", f.display()),
+                    ));
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => {
+                if Path::new("klard.toml").exists() {
+                    fig = fig.merge(Toml::file("klard.toml"));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("KLARD_").split("__").ignore(&["config"]));
+        if let Ok(db) = std::env::var("DATABASE_URL") {
+            fig = fig.merge(Serialized::default("database_url", db));
+        }
+        let mut cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.finish()?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML document on top of the defaults (used by tests and tools).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        cfg.finish()?;
+        Ok(cfg)
+    }
+
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        if self.database_url.is_empty() {
+            let path = self.data_dir.join("klard.db");
+            self.database_url = format!("sqlite://{}?mode=rwc", path.display());
+        }
+        self.issuer = self.issuer.trim_end_matches('/').to_string();
+        self.validate()
+    }
+
+    /// Start-up validation with messages that name the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let iss =
+            Url::parse(&self.issuer).map_err(|e| invalid("issuer", format!("not a URL ({e})")))?;
+        // OIDC Discovery §3 / RFC 8414 §2: https, no query, no fragment.
+        if iss.query().is_some() || iss.fragment().is_some() {
+            return Err(invalid("issuer", "must not have a query or fragment"));
+        }
+        if iss.scheme() != "https" && !is_loopback_url(&iss) {
+            return Err(invalid(
+                "issuer",
+                "must be https (plain http is allowed only for loopback development)",
+            ));
+        }
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("bind", "must be host:port, e.g. 127.0.0.1:8080"));
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if let Some(s) = &self.secret
+            && s.len() < 32
+        {
+            return Err(invalid("secret", "must be at least 32 characters"));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("session.ttl", self.session.ttl),
+            ("session.interaction_ttl", self.session.interaction_ttl),
+        ] {
+            if v <= 0 {
+                return Err(invalid(name, "must be a positive number of seconds"));
+            }
+        }
+        if t.code_ttl > 600 {
+            return Err(invalid(
+                "tokens.code_ttl",
+                "must be at most 600 (RFC 6749 §4.1.2)",
+            ));
+        }
+        if t.refresh_reuse_grace < 0 || t.refresh_reuse_grace > 60 {
+            return Err(invalid(
+                "tokens.refresh_reuse_grace",
+                "must be between 0 and 60",
+            ));
+        }
+        check_typ("tokens.access_token_typ", &t.access_token_typ)?;
+        if self.keys.rotation_grace < 0 || self.keys.publish_ahead < 0 {
+            return Err(invalid("keys", "durations must not be negative"));
+        }
+        if ![2048, 3072, 4096].contains(&self.keys.rsa_bits) {
+            return Err(invalid("keys.rsa_bits", "must be 2048, 3072 or 4096"));
+        }
+        if self.registration.mode == RegistrationMode::InitialAccessToken
+            && self.registration.initial_access_tokens.is_empty()
+        {
+            return Err(invalid(
+                "registration.initial_access_tokens",
+                "must list at least one token when mode = \"initial_access_token\"",
+            ));
+        }
+        let p = &self.password;
+        if argon2::Params::new(p.argon2_m_cost, p.argon2_t_cost, p.argon2_p_cost, None).is_err() {
+            return Err(invalid("password", "argon2 parameters out of range"));
+        }
+        for r in &self.resources {
+            check_typ("resources.access_token_typ", &r.access_token_typ)?;
+            if Url::parse(&r.identifier).is_err() {
+                return Err(invalid(
+                    "resources.identifier",
+                    "must be an absolute URI (RFC 8707 §2)",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.clients {
+            if c.client_id.is_empty() {
+                return Err(invalid("clients.client_id", "must not be empty"));
+            }
+            if !seen.insert(c.client_id.as_str()) {
+                return Err(invalid(
+                    "clients.client_id",
+                    format!("{} declared twice", c.client_id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn issuer_url(&self) -> Option<Url> {
+        Url::parse(&self.issuer).ok()
+    }
+
+    /// The path part of the issuer, without a trailing slash ("" for a bare host).
+    pub fn issuer_path(&self) -> String {
+        self.issuer_url()
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// An absolute URL of one of our endpoints: the issuer string plus `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+fn check_typ(field: &str, typ: &str) -> Result<(), ConfigError> {
+    if typ == "JWT" || typ == "at+jwt" {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be \"JWT\" or \"at+jwt\""))
+    }
+}
+
+pub fn is_loopback_url(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}

@@ -1,0 +1,77 @@
+//! Request parameters from a query string or an `application/x-www-form-urlencoded`
+//! body. RFC 6749 §3.1 and §3.2: parameters sent without a value are treated as omitted,
+//! and a parameter MUST NOT be included more than once.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, header};
+
+use crate::error::OAuthError;
+
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    map: HashMap<String, String>,
+    duplicated: Option<String>,
+}
+
+impl Params {
+    pub fn parse(input: &[u8]) -> Params {
+        let mut map = HashMap::new();
+        let mut duplicated = None;
+        for (k, v) in url::form_urlencoded::parse(input) {
+            if v.is_empty() {
+                continue;
+            }
+            if map.insert(k.to_string(), v.to_string()).is_some() && duplicated.is_none() {
+                duplicated = Some(k.to_string());
+            }
+        }
+        Params { map, duplicated }
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.map.get(k).map(String::as_str)
+    }
+
+    pub fn has(&self, k: &str) -> bool {
+        self.map.contains_key(k)
+    }
+
+    pub fn require(&self, k: &str) -> Result<&str, OAuthError> {
+        self.get(k)
+            .ok_or_else(|| OAuthError::invalid_request(format!("the `{k}` parameter is required")))
+    }
+
+    /// RFC 6749 §3.1: fail on a repeated parameter.
+    pub fn reject_duplicates(&self) -> Result<(), OAuthError> {
+        match &self.duplicated {
+            Some(k) => Err(OAuthError::invalid_request(format!(
+                "the `{k}` parameter is included more than once"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn insert(&mut self, k: &str, v: &str) {
+        self.map.insert(k.into(), v.into());
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.map.iter()
+    }
+}
+
+/// Accepts only a form-encoded body (RFC 6749 §4.1.3, RFC 7009 §2.1, RFC 7662 §2.1).
+pub fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the request body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Ok(Params::parse(body))
+}

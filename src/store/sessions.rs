@@ -1,0 +1,194 @@
+//! Login sessions (one per browser or app) and interactions (authorization requests
+//! paused for login or consent).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, b2i};
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// SHA-256 of the cookie value; the value itself is never stored.
+    pub id_hash: String,
+    /// The public session id carried in ID tokens as `sid` (OIDC Front/Back-Channel Logout).
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Session {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+fn session_from_row(r: &AnyRow) -> Result<Session, sqlx::Error> {
+    let amr: String = r.try_get("amr")?;
+    Ok(Session {
+        id_hash: r.try_get("id_hash")?,
+        sid: r.try_get("sid")?,
+        user_id: r.try_get("user_id")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: serde_json::from_str(&amr).unwrap_or_default(),
+        acr: r.try_get("acr")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
+        created_at: r.try_get("created_at")?,
+        last_seen: r.try_get("last_seen")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub async fn insert(db: &Db, s: &Session) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, ip, user_agent,
+            created_at, last_seen, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)",
+    )
+    .bind(&s.id_hash)
+    .bind(&s.sid)
+    .bind(&s.user_id)
+    .bind(s.auth_time)
+    .bind(serde_json::to_string(&s.amr).unwrap_or_else(|_| "[]".into()))
+    .bind(&s.acr)
+    .bind(&s.ip)
+    .bind(&s.user_agent)
+    .bind(s.created_at)
+    .bind(s.last_seen)
+    .bind(s.expires_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_hash(db: &Db, id_hash: &str) -> Result<Option<Session>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+pub async fn by_sid(db: &Db, sid: &str) -> Result<Option<Session>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE sid = $1")
+        .bind(sid)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+pub async fn touch(db: &Db, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_seen = $2 WHERE id_hash = $1")
+        .bind(id_hash)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke(db: &Db, sid: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+        .bind(sid)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    pub id: String,
+    /// SHA-256 of the browser-binding cookie set when the interaction began.
+    pub browser_hash: String,
+    pub client_id: String,
+    /// The validated authorization request, JSON.
+    pub request: String,
+    pub session_sid: Option<String>,
+    pub login_done: bool,
+    pub consent_done: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+fn interaction_from_row(r: &AnyRow) -> Result<Interaction, sqlx::Error> {
+    Ok(Interaction {
+        id: r.try_get("id")?,
+        browser_hash: r.try_get("browser_hash")?,
+        client_id: r.try_get("client_id")?,
+        request: r.try_get("request")?,
+        session_sid: r.try_get("session_sid")?,
+        login_done: r.try_get::<i64, _>("login_done")? != 0,
+        consent_done: r.try_get::<i64, _>("consent_done")? != 0,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        completed_at: r.try_get("completed_at")?,
+    })
+}
+
+pub async fn insert_interaction(db: &Db, i: &Interaction) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO interactions (id, browser_hash, client_id, request, session_sid,
+            login_done, consent_done, created_at, expires_at, completed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+    )
+    .bind(&i.id)
+    .bind(&i.browser_hash)
+    .bind(&i.client_id)
+    .bind(&i.request)
+    .bind(&i.session_sid)
+    .bind(b2i(i.login_done))
+    .bind(b2i(i.consent_done))
+    .bind(i.created_at)
+    .bind(i.expires_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn interaction(db: &Db, id: &str) -> Result<Option<Interaction>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM interactions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(interaction_from_row).transpose()
+}
+
+pub async fn interaction_logged_in(db: &Db, id: &str, sid: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE interactions SET login_done = 1, session_sid = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sid)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn interaction_consented(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE interactions SET consent_done = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Marks the interaction finished; false if it already was (a replayed form).
+pub async fn complete_interaction(db: &Db, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE interactions SET completed_at = $2 WHERE id = $1 AND completed_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

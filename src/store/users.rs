@@ -1,0 +1,78 @@
+//! Users: a stable `sub` (a UUID, never reused), an email, a password hash and the
+//! OIDC standard claims (OIDC Core §5.1) as a JSON document.
+
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, b2i};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    /// Standard claims other than sub/email/email_verified/updated_at.
+    pub claims: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+    let claims: String = r.try_get("claims")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        email_verified: r.try_get::<i64, _>("email_verified")? != 0,
+        password_hash: r.try_get("password_hash")?,
+        claims: serde_json::from_str(&claims).unwrap_or_default(),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Emails are compared case-insensitively; we store them lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn insert(db: &Db, u: &User) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, email, email_verified, password_hash, claims, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&u.id)
+    .bind(normalize_email(&u.email))
+    .bind(b2i(u.email_verified))
+    .bind(&u.password_hash)
+    .bind(Value::Object(u.claims.clone()).to_string())
+    .bind(u.created_at)
+    .bind(u.updated_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM users WHERE email = $1")
+        .bind(normalize_email(email))
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(db: &Db) -> Result<Vec<User>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, email")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,143 @@
+//! The hosted login page: email + password, CSRF-protected, bound to the interaction.
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::State;
+use crate::error::{Error, OAuthError};
+use crate::http::pages::{ClientView, LoginPage, render};
+use crate::http::params::{Params, form_body};
+use crate::oauth::authorize::{self, InteractionQuery, load_interaction, page_error, response};
+use crate::store::{sessions, users};
+use crate::ui::session as browser;
+
+fn lang(req: &authorize::request::AuthzRequest) -> &'static str {
+    // Only English pages exist so far; ui_locales is accepted and ignored (OIDC Core §3.1.2.1).
+    let _ = &req.ui_locales;
+    "en"
+}
+
+pub async fn show(
+    AxState(state): AxState<State>,
+    headers: HeaderMap,
+    Query(q): Query<InteractionQuery>,
+) -> Response {
+    let (i, req, client, bid) =
+        match load_interaction(&state, &headers, q.interaction.as_deref()).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    let csrf = browser::csrf_token(&state, "login", &i.id, &bid);
+    let base = state.config.issuer_path();
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            lang: lang(&req),
+            base: &base,
+            client: ClientView::of(&client),
+            interaction: &i.id,
+            csrf_token: &csrf,
+            login_hint: req.login_hint.as_deref().unwrap_or(""),
+            error: None,
+        },
+    )
+}
+
+pub async fn submit(
+    AxState(state): AxState<State>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match form_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return page_error(&state, &e),
+    };
+    match submit_inner(&state, peer, &headers, &p).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn submit_inner(
+    state: &State,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Response, Error> {
+    let (i, req, client, bid) = match load_interaction(state, headers, p.get("interaction")).await {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    if !browser::check_csrf(
+        state,
+        "login",
+        &i.id,
+        &bid,
+        p.get("csrf_token").unwrap_or(""),
+    ) {
+        return Ok(page_error(
+            state,
+            &OAuthError::invalid_request(
+                "the form expired or was not sent by this page; go back and try again",
+            ),
+        ));
+    }
+    let email = p.get("username").unwrap_or("");
+    let password = p.get("password").unwrap_or("");
+    let user = users::by_email(&state.db, email).await?;
+    // The same work and the same answer for an unknown account and a wrong password.
+    let ok = state
+        .hasher
+        .verify(
+            password,
+            user.as_ref().and_then(|u| u.password_hash.as_deref()),
+        )
+        .await;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            let csrf = browser::csrf_token(state, "login", &i.id, &bid);
+            let base = state.config.issuer_path();
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &LoginPage {
+                    lang: lang(&req),
+                    base: &base,
+                    client: ClientView::of(&client),
+                    interaction: &i.id,
+                    csrf_token: &csrf,
+                    login_hint: email,
+                    error: Some("The email or password is incorrect."),
+                },
+            ));
+        }
+    };
+    // A new login replaces the browser's previous session.
+    if let Some((old, _)) = browser::current(state, headers).await? {
+        sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;
+    }
+    let ip = crate::http::client_ip(
+        headers,
+        Some(peer),
+        state.config.proxy.trust_forwarded_headers,
+    );
+    let (cookie, session) = browser::start(
+        state,
+        &user,
+        vec!["pwd".into()],
+        ip,
+        crate::http::user_agent(headers),
+    )
+    .await?;
+    sessions::interaction_logged_in(&state.db, &i.id, &session.sid).await?;
+    let mut resp = response::redirect(&format!(
+        "{}/authorize/resume?interaction={}",
+        state.config.issuer_path(),
+        i.id
+    ));
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(resp)
+}

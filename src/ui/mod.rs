@@ -1,0 +1,5 @@
+//! The hosted pages: login and consent resume a paused authorization request.
+
+pub mod consent;
+pub mod login;
+pub mod session;
