@@ -979,7 +979,7 @@ async fn max_age_10000(r: &mut Run) -> Result<()> {
     let f1 = r.code_flow(&req).await?;
     let mut req2 = r.basic_req();
     req2.set("max_age", "10000");
-    req2.opts = NavOpts::no_ui();
+    req2.opts.allow_login = false;
     let f2 = r
         .code_flow(&req2)
         .await

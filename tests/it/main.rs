@@ -1,1 +1,11 @@
+//! The one integration-test binary. Every test starts its own server on a free port
+//! with its own database: a fresh SQLite file, or a fresh PostgreSQL database.
+//! `db_tests!` runs each listed test on both.
 
+#[macro_use]
+mod support;
+
+mod authorize;
+mod backchannel;
+mod flows;
+mod registration_logout;

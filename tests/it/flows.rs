@@ -1,0 +1,87 @@
+//! The main flows with the `openidconnect` crate as the relying party.
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+
+use crate::support::{Browser, CB, Db, TestServer, web_client};
+
+async fn openidconnect_code_flow(db: Db) {
+    let server = TestServer::start(db).await;
+    server.user("buffy@example.com").await;
+    let (id, secret) = web_client(&server).await;
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let meta = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(server.issuer()).expect("issuer"),
+        &http,
+    )
+    .await
+    .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(id.clone()),
+        Some(ClientSecret::new(secret)),
+    )
+    .set_redirect_uri(RedirectUrl::new(CB.into()).expect("redirect"));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new("buffy@example.com");
+    let params = browser.go(auth_url.as_str(), CB).await.params();
+    assert_eq!(browser.pages_seen, vec!["login", "consent"]);
+    assert_eq!(params.get("state"), Some(csrf.secret()));
+    assert_eq!(params.get("iss"), Some(&server.issuer()));
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("token exchange");
+    let id_token = tokens.id_token().expect("id_token");
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("ID token verifies");
+    assert_eq!(claims.issuer().as_str(), server.issuer());
+    assert!(claims.auth_time().is_some());
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .expect("userinfo endpoint")
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.email().map(|e| e.as_str()), Some("buffy@example.com"));
+    assert_eq!(info.email_verified(), Some(true));
+    assert_eq!(info.subject(), claims.subject());
+    // Second authorization in the same browser: remembered consent, no pages.
+    let mut again = browser;
+    again.pages_seen.clear();
+    let (auth_url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .url();
+    let p = again.go(auth_url.as_str(), CB).await.params();
+    assert!(p.contains_key("code"));
+    assert!(again.pages_seen.is_empty(), "{:?}", again.pages_seen);
+}
+
+db_tests!(openidconnect_code_flow);
