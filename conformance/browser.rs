@@ -233,6 +233,9 @@ impl Browser {
                 let next = url
                     .join(&loc)
                     .with_context(|| format!("bad Location {loc:?} from {url}"))?;
+                if let Some(last) = self.trace.last_mut() {
+                    last.push_str(&format!(" Location: {next}"));
+                }
                 if !self.origins.contains(&origin(&next)) {
                     return Ok(NavResult {
                         outcome: Outcome::Redirect(next),

@@ -66,9 +66,9 @@ struct Cli {
     /// Modules without long waits run at most this many at a time.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
-    /// Print each failed module's HTTP trace to stderr.
-    #[arg(long, short)]
-    verbose: bool,
+    /// -v: print each failed module's HTTP trace to stderr; -vv: every module's.
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// List the module names and exit.
     #[arg(long)]
     list: bool,
@@ -186,6 +186,11 @@ async fn main() -> ExitCode {
     let mut failed = 0usize;
     let mut print = |name: &str, v: Verdict, trace: Vec<String>| match v {
         Verdict::Pass(w, notes) => {
+            if cli.verbose >= 2 {
+                for t in &trace {
+                    eprintln!("    {name}: {t}");
+                }
+            }
             passed += 1;
             let mut extra = String::new();
             if !w.is_empty() {
@@ -199,7 +204,7 @@ async fn main() -> ExitCode {
         Verdict::Fail(msg) => {
             failed += 1;
             println!("FAIL  {name}: {}", one_line(&msg));
-            if cli.verbose {
+            if cli.verbose >= 1 {
                 for t in trace {
                     eprintln!("    {name}: {t}");
                 }

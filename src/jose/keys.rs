@@ -80,7 +80,8 @@ pub struct KeyRing {
     cache: Arc<RwLock<Cache>>,
 }
 
-const RELOAD_EVERY: i64 = 5;
+/// Seconds between reloads, so a rotation by the CLI reaches running servers quickly.
+const RELOAD_EVERY: i64 = 2;
 
 impl KeyRing {
     pub fn new(db: Db, clock: Clock, secret: &str, rsa_bits: u32) -> KeyRing {
@@ -180,27 +181,34 @@ impl KeyRing {
     }
 
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let keys = self.load().await?;
+        let mut c = self.cache.write().await;
+        c.keys = keys;
+        c.loaded_at = self.clock.now();
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Vec<Arc<LoadedKey>>, KeyError> {
         let rows = store::all(&self.db).await?;
         let mut keys = Vec::with_capacity(rows.len());
         for r in rows {
             let private = self.decrypt(&r.private_jwe)?;
             let public = Jwk::from_bytes(r.public_jwk.as_bytes())?;
-            let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) =
-                match r.alg.as_str() {
-                    "RS256" => (
-                        Box::new(jws::RS256.signer_from_jwk(&private)?),
-                        Box::new(jws::RS256.verifier_from_jwk(&public)?),
-                    ),
-                    "ES256" => (
-                        Box::new(jws::ES256.signer_from_jwk(&private)?),
-                        Box::new(jws::ES256.verifier_from_jwk(&public)?),
-                    ),
-                    "EdDSA" => (
-                        Box::new(jws::EdDSA.signer_from_jwk(&private)?),
-                        Box::new(jws::EdDSA.verifier_from_jwk(&public)?),
-                    ),
-                    other => return Err(KeyError::UnsupportedAlg(other.into())),
-                };
+            let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match r.alg.as_str() {
+                "RS256" => (
+                    Box::new(jws::RS256.signer_from_jwk(&private)?),
+                    Box::new(jws::RS256.verifier_from_jwk(&public)?),
+                ),
+                "ES256" => (
+                    Box::new(jws::ES256.signer_from_jwk(&private)?),
+                    Box::new(jws::ES256.verifier_from_jwk(&public)?),
+                ),
+                "EdDSA" => (
+                    Box::new(jws::EdDSA.signer_from_jwk(&private)?),
+                    Box::new(jws::EdDSA.verifier_from_jwk(&public)?),
+                ),
+                other => return Err(KeyError::UnsupportedAlg(other.into())),
+            };
             keys.push(Arc::new(LoadedKey {
                 kid: r.kid,
                 alg: r.alg,
@@ -213,10 +221,7 @@ impl KeyRing {
                 verifier,
             }));
         }
-        let mut c = self.cache.write().await;
-        c.keys = keys;
-        c.loaded_at = self.clock.now();
-        Ok(())
+        Ok(keys)
     }
 
     async fn keys(&self) -> Vec<Arc<LoadedKey>> {
@@ -227,10 +232,18 @@ impl KeyRing {
                 return c.keys.clone();
             }
         }
-        if let Err(e) = self.reload().await {
-            tracing::error!(error = %e, "reloading signing keys failed; using the cached ones");
+        // One request reloads; the others wait for it instead of all querying at once.
+        let mut c = self.cache.write().await;
+        if now - c.loaded_at >= RELOAD_EVERY || c.keys.is_empty() {
+            match self.load().await {
+                Ok(k) => {
+                    c.keys = k;
+                    c.loaded_at = now;
+                }
+                Err(e) => tracing::error!(error = %e, "reloading signing keys failed; using the cached ones"),
+            }
         }
-        self.cache.read().await.keys.clone()
+        c.keys.clone()
     }
 
     /// The key that signs for `alg` now: the most recently activated one.
