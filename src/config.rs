@@ -121,7 +121,7 @@ pub struct PasswordConfig {
     pub argon2_p_cost: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PkceConfig {
     /// RFC 7636 `plain` is refused unless this is set (RFC 9700 §2.1.1).
@@ -130,7 +130,7 @@ pub struct PkceConfig {
     pub require_for_confidential: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
     /// Honour X-Forwarded-For only when a trusted reverse proxy sets it.
@@ -269,22 +269,6 @@ impl Default for PasswordConfig {
     }
 }
 
-impl Default for PkceConfig {
-    fn default() -> Self {
-        PkceConfig {
-            allow_plain: false,
-            require_for_confidential: false,
-        }
-    }
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        ProxyConfig {
-            trust_forwarded_headers: false,
-        }
-    }
-}
 
 impl Config {
     /// Defaults → TOML file (if given or `./klard.toml` exists) → `KLARD_*` env → `DATABASE_URL`.
