@@ -7,5 +7,6 @@ mod support;
 
 mod authorize;
 mod backchannel;
+mod cli;
 mod flows;
 mod registration_logout;
