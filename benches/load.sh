@@ -49,7 +49,10 @@ import sys, re, urllib.request, urllib.parse, http.cookiejar, json, base64, hash
 base = sys.argv[1]
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *a, **k): return None
-jar = http.cookiejar.CookieJar()
+class LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
+    # Browsers treat http://127.0.0.1 as a secure context and send Secure cookies there.
+    def return_ok_secure(self, cookie, request): return True
+jar = http.cookiejar.CookieJar(policy=LoopbackIsSecure())
 op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
 def get(url):
     try: return op.open(url)
@@ -67,7 +70,10 @@ req = urllib.request.Request(f"{base}/login", data=urllib.parse.urlencode(fields
 try: r = op.open(req)
 except urllib.error.HTTPError as e: r = e
 r = get(urllib.parse.urljoin(base, r.headers["Location"]))
-code = urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)["code"][0]
+loc = r.headers["Location"]
+qs = urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)
+if "code" not in qs: sys.exit(f"no code in {loc}")
+code = qs["code"][0]
 body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:9/cb", "code_verifier": v}).encode()
 req = urllib.request.Request(f"{base}/token", data=body)
 req.add_header("Authorization", "Basic " + base64.b64encode(b"bench-web:bench-web-secret-0123456789abcdef").decode())
