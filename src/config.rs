@@ -234,7 +234,9 @@ impl Default for KeysConfig {
     fn default() -> Self {
         KeysConfig {
             rotation_grace: 7 * 24 * 3600,
-            publish_ahead: 0,
+            // Longer than the JWKS cache lifetime (max-age=60), so a resource server that
+            // caches the JWKS knows a key before the first token it signs.
+            publish_ahead: 90,
             rsa_bits: 2048,
         }
     }
@@ -268,7 +270,6 @@ impl Default for PasswordConfig {
         }
     }
 }
-
 
 impl Config {
     /// Defaults → TOML file (if given or `./klard.toml` exists) → `KLARD_*` env → `DATABASE_URL`.

@@ -72,6 +72,7 @@ CREATE TABLE auth_codes (
     created_at     BIGINT NOT NULL,
     expires_at     BIGINT NOT NULL,
     used_at        BIGINT,
+    reused_at      BIGINT,
     family_id      TEXT,
     access_jti     TEXT
 );

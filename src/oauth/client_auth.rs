@@ -22,6 +22,10 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 const SKEW: i64 = 60;
 /// Refetch a client's jwks_uri at most this often (unknown kid or failed signature).
 const JWKS_REFETCH_AFTER: i64 = 5;
+/// A fetched client JWKS is trusted at most this long, so a key the client removed from
+/// its set (rotated out or compromised) stops authenticating it (RFC 7517 §5, OIDC Core
+/// §10.1.1: keys no longer in the set are no longer to be used).
+const JWKS_MAX_AGE: i64 = 300;
 
 pub struct Authenticated {
     pub client: Client,
@@ -210,7 +214,11 @@ async fn client_keys(
         let now = state.clock.now();
         let cached = state.client_jwks.lock().await.get(uri).cloned();
         match cached {
-            Some((doc, at)) if !refresh || now - at < JWKS_REFETCH_AFTER => doc,
+            Some((doc, at))
+                if now - at < JWKS_REFETCH_AFTER || (!refresh && now - at < JWKS_MAX_AGE) =>
+            {
+                doc
+            }
             _ => {
                 let resp = state.http.get(uri).send().await.map_err(|_| {
                     OAuthError::invalid_client("the client's jwks_uri could not be fetched")

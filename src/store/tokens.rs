@@ -120,17 +120,36 @@ pub async fn use_code(db: &Db, code_hash: &str, now: i64) -> Result<CodeUse, sql
     })
 }
 
-/// Remembers what a code yielded, so a replay can revoke it.
+/// Remembers what a code yielded, so a replay can revoke it. Returns true if a replay
+/// was seen meanwhile (it could not revoke tokens that were not linked yet, so the
+/// caller must).
 pub async fn link_code(
     db: &Db,
     code_hash: &str,
     family_id: Option<&str>,
     access_jti: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     sqlx::query("UPDATE auth_codes SET family_id = $2, access_jti = $3 WHERE code_hash = $1")
         .bind(code_hash)
         .bind(family_id)
         .bind(access_jti)
+        .execute(&db.pool)
+        .await?;
+    let row = sqlx::query("SELECT reused_at FROM auth_codes WHERE code_hash = $1")
+        .bind(code_hash)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("reused_at")?.is_some(),
+        None => false,
+    })
+}
+
+/// Records a replay of a code.
+pub async fn mark_code_reused(db: &Db, code_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE auth_codes SET reused_at = $2 WHERE code_hash = $1")
+        .bind(code_hash)
+        .bind(now)
         .execute(&db.pool)
         .await?;
     Ok(())

@@ -10,7 +10,7 @@ use crate::support::{Db, PG_ADMIN};
 const BIN: &str = env!("CARGO_BIN_EXE_klard-auth");
 
 struct Env {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     config: std::path::PathBuf,
     pg: Option<String>,
 }
@@ -45,7 +45,11 @@ impl Env {
             ),
         )
         .expect("write config");
-        Env { dir, config, pg }
+        Env {
+            _dir: dir,
+            config,
+            pg,
+        }
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {

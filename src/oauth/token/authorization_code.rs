@@ -33,6 +33,7 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
         CodeUse::Reused(r) => {
             // RFC 6749 §4.1.2: a second use fails, and what the code yielded is revoked.
             if r.client_id == client.client_id {
+                tokens::mark_code_reused(&state.db, &hash, now).await?;
                 if let Some(f) = &r.family_id {
                     tokens::revoke_family(&state.db, f, "authorization code reused", now).await?;
                 }
@@ -124,7 +125,18 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
             None
         }
     };
-    tokens::link_code(&state.db, &hash, family_id.as_deref(), &access.record.jti).await?;
+    if tokens::link_code(&state.db, &hash, family_id.as_deref(), &access.record.jti).await? {
+        // A replay arrived while this exchange was running, before these tokens were
+        // linked to the code: revoke them now (RFC 6749 §4.1.2) and fail this exchange too.
+        if let Some(f) = &family_id {
+            tokens::revoke_family(&state.db, f, "authorization code reused", now).await?;
+        }
+        tokens::revoke_access(&state.db, &access.record.jti, now).await?;
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was used twice; its tokens are revoked",
+        )
+        .into());
+    }
     Ok(mint::token_response(
         &access,
         &ctx.scope,
