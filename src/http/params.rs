@@ -11,19 +11,22 @@ use crate::error::OAuthError;
 #[derive(Debug, Default, Clone)]
 pub struct Params {
     map: HashMap<String, String>,
-    duplicated: Option<String>,
+    /// Every repeated name, first repeat first.
+    duplicated: Vec<String>,
 }
 
 impl Params {
     pub fn parse(input: &[u8]) -> Params {
         let mut map = HashMap::new();
-        let mut duplicated = None;
+        let mut duplicated: Vec<String> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(input) {
             if v.is_empty() {
                 continue;
             }
-            if map.insert(k.to_string(), v.to_string()).is_some() && duplicated.is_none() {
-                duplicated = Some(k.to_string());
+            if map.insert(k.to_string(), v.to_string()).is_some()
+                && !duplicated.iter().any(|d| *d == k)
+            {
+                duplicated.push(k.to_string());
             }
         }
         Params { map, duplicated }
@@ -44,12 +47,17 @@ impl Params {
 
     /// RFC 6749 §3.1: fail on a repeated parameter.
     pub fn reject_duplicates(&self) -> Result<(), OAuthError> {
-        match &self.duplicated {
+        match self.duplicated.first() {
             Some(k) => Err(OAuthError::invalid_request(format!(
                 "the `{k}` parameter is included more than once"
             ))),
             None => Ok(()),
         }
+    }
+
+    /// True if `k` was sent more than once.
+    pub fn is_duplicated(&self, k: &str) -> bool {
+        self.duplicated.iter().any(|d| d == k)
     }
 
     pub fn insert(&mut self, k: &str, v: &str) {

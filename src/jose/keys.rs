@@ -194,21 +194,22 @@ impl KeyRing {
         for r in rows {
             let private = self.decrypt(&r.private_jwe)?;
             let public = Jwk::from_bytes(r.public_jwk.as_bytes())?;
-            let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match r.alg.as_str() {
-                "RS256" => (
-                    Box::new(jws::RS256.signer_from_jwk(&private)?),
-                    Box::new(jws::RS256.verifier_from_jwk(&public)?),
-                ),
-                "ES256" => (
-                    Box::new(jws::ES256.signer_from_jwk(&private)?),
-                    Box::new(jws::ES256.verifier_from_jwk(&public)?),
-                ),
-                "EdDSA" => (
-                    Box::new(jws::EdDSA.signer_from_jwk(&private)?),
-                    Box::new(jws::EdDSA.verifier_from_jwk(&public)?),
-                ),
-                other => return Err(KeyError::UnsupportedAlg(other.into())),
-            };
+            let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) =
+                match r.alg.as_str() {
+                    "RS256" => (
+                        Box::new(jws::RS256.signer_from_jwk(&private)?),
+                        Box::new(jws::RS256.verifier_from_jwk(&public)?),
+                    ),
+                    "ES256" => (
+                        Box::new(jws::ES256.signer_from_jwk(&private)?),
+                        Box::new(jws::ES256.verifier_from_jwk(&public)?),
+                    ),
+                    "EdDSA" => (
+                        Box::new(jws::EdDSA.signer_from_jwk(&private)?),
+                        Box::new(jws::EdDSA.verifier_from_jwk(&public)?),
+                    ),
+                    other => return Err(KeyError::UnsupportedAlg(other.into())),
+                };
             keys.push(Arc::new(LoadedKey {
                 kid: r.kid,
                 alg: r.alg,
@@ -240,7 +241,9 @@ impl KeyRing {
                     c.keys = k;
                     c.loaded_at = now;
                 }
-                Err(e) => tracing::error!(error = %e, "reloading signing keys failed; using the cached ones"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading signing keys failed; using the cached ones")
+                }
             }
         }
         c.keys.clone()

@@ -178,7 +178,12 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Response {
     match authorised(&state, &headers, &id).await {
-        Ok(c) => respond(StatusCode::OK, client_information(&state, &c, None, None)),
+        // RFC 7592 §3: registration_access_token is REQUIRED in the client information
+        // response; only its hash is stored, so return the (verified) token presented.
+        Ok(c) => respond(
+            StatusCode::OK,
+            client_information(&state, &c, None, bearer(&headers)),
+        ),
         Err(e) => e.into_response(),
     }
 }
@@ -242,7 +247,8 @@ pub async fn update(
         clients::update(&state.db, &c).await?;
         Ok::<_, Error>(respond(
             StatusCode::OK,
-            client_information(&state, &c, new_secret.as_deref(), None),
+            // RFC 7592 §3: the registration access token is REQUIRED here too.
+            client_information(&state, &c, new_secret.as_deref(), bearer(&headers)),
         ))
     }
     .await;

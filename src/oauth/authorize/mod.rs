@@ -115,7 +115,9 @@ fn needs_login(
     }
     req.has_prompt("login")
         || req.has_prompt("select_account")
-        || req.max_age.is_some_and(|m| now - s.auth_time > m)
+        // OIDC Core §3.1.2.1: re-authenticate when the elapsed time is greater than
+        // max_age; "max_age=0 is equivalent to prompt=login".
+        || req.max_age.is_some_and(|m| m == 0 || now - s.auth_time > m)
         || req.hint_sub.as_deref().is_some_and(|h| h != u.id)
 }
 

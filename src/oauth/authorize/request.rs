@@ -265,8 +265,16 @@ async fn check_id_token_hint(state: &State, p: &Params) -> Result<Option<String>
 
 /// Runs every check in the order the specs imply.
 pub async fn validate(state: &State, p: &Params) -> Result<(Client, AuthzRequest), Failure> {
-    if let Err(e) = p.reject_duplicates() {
-        return Err(Failure::Page(e));
+    // RFC 6749 §4.1.2.1: a repeated client_id or redirect_uri leaves no trustworthy
+    // redirection target (error page); any other repeated parameter is invalid_request
+    // sent to the verified redirect URI (below).
+    if let Some(k) = ["client_id", "redirect_uri"]
+        .into_iter()
+        .find(|k| p.is_duplicated(k))
+    {
+        return Err(Failure::Page(OAuthError::invalid_request(format!(
+            "the `{k}` parameter is included more than once"
+        ))));
     }
     let client = check_client(state, p).await?;
     let (redirect_uri, redirect_uri_sent) = check_redirect_uri(&client, p)?;
@@ -279,6 +287,7 @@ pub async fn validate(state: &State, p: &Params) -> Result<(Client, AuthzRequest
     };
     let response_mode = check_response_mode(p).map_err(|e| redirect(e, "query"))?;
     let r = |e: OAuthError| redirect(e, &response_mode);
+    p.reject_duplicates().map_err(r)?;
     check_request_object(p).map_err(r)?;
     check_response_type(&client, p).map_err(r)?;
     let scopes = check_scope(&client, p).map_err(r)?;
