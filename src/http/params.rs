@@ -13,14 +13,25 @@ pub struct Params {
     map: HashMap<String, String>,
     /// Every repeated name, first repeat first.
     duplicated: Vec<String>,
+    /// Every value of the parameters that may repeat.
+    multi: HashMap<String, Vec<String>>,
 }
+
+/// Parameters a request may repeat: RFC 8707 §2 `resource`.
+const REPEATABLE: [&str; 1] = ["resource"];
 
 impl Params {
     pub fn parse(input: &[u8]) -> Params {
         let mut map = HashMap::new();
         let mut duplicated: Vec<String> = Vec::new();
+        let mut multi: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(input) {
             if v.is_empty() {
+                continue;
+            }
+            if REPEATABLE.contains(&k.as_ref()) {
+                multi.entry(k.to_string()).or_default().push(v.to_string());
+                map.insert(k.to_string(), v.to_string());
                 continue;
             }
             if map.insert(k.to_string(), v.to_string()).is_some()
@@ -29,7 +40,19 @@ impl Params {
                 duplicated.push(k.to_string());
             }
         }
-        Params { map, duplicated }
+        Params {
+            map,
+            duplicated,
+            multi,
+        }
+    }
+
+    /// All values of a repeatable parameter, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.multi
+            .get(k)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
@@ -82,4 +105,25 @@ pub fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError>
         ));
     }
     Ok(Params::parse(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_are_omitted_and_repeats_detected() {
+        let p = Params::parse(b"a=1&b=&c=x+y&a=2");
+        assert!(!p.has("b"));
+        assert_eq!(p.get("c"), Some("x y"));
+        assert!(p.is_duplicated("a"));
+        assert_eq!(p.reject_duplicates().unwrap_err().error, "invalid_request");
+    }
+
+    #[test]
+    fn resource_may_repeat() {
+        let p = Params::parse(b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb");
+        assert!(p.reject_duplicates().is_ok());
+        assert_eq!(p.all("resource"), vec!["https://a", "https://b"]);
+    }
 }

@@ -73,3 +73,62 @@ pub fn verify(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7636 Appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    #[test]
+    fn rfc7636_appendix_b_example() {
+        assert_eq!(crypto::s256(VERIFIER), CHALLENGE);
+        assert!(verify(Some(CHALLENGE), Some("S256"), Some(VERIFIER)).is_ok());
+    }
+
+    #[test]
+    fn wrong_or_missing_verifier_is_invalid_grant() {
+        let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx";
+        assert_eq!(
+            verify(Some(CHALLENGE), Some("S256"), Some(wrong))
+                .unwrap_err()
+                .error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            verify(Some(CHALLENGE), Some("S256"), None)
+                .unwrap_err()
+                .error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            verify(None, None, Some(VERIFIER)).unwrap_err().error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            verify(Some(CHALLENGE), Some("S256"), Some("short"))
+                .unwrap_err()
+                .error,
+            "invalid_grant"
+        );
+    }
+
+    #[test]
+    fn plain_refused_unless_allowed() {
+        assert_eq!(
+            check_challenge(CHALLENGE, Some("plain"), false)
+                .unwrap_err()
+                .error,
+            "invalid_request"
+        );
+        assert_eq!(
+            check_challenge(CHALLENGE, None, false).unwrap_err().error,
+            "invalid_request"
+        );
+        assert!(check_challenge(CHALLENGE, None, true).is_ok());
+        assert!(check_challenge(CHALLENGE, Some("S512"), true).is_err());
+        assert!(check_challenge("abc", Some("S256"), false).is_err());
+    }
+}

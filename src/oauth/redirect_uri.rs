@@ -82,3 +82,71 @@ pub fn check_registrable(uri: &str, native: bool) -> Result<(), UriProblem> {
         _ => Err(UriProblem::NotHttps),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(native: bool, uris: &[&str]) -> ClientMetadata {
+        ClientMetadata {
+            application_type: if native { "native" } else { "web" }.into(),
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exact_match_only() {
+        let m = meta(false, &["https://app.example.com/cb"]);
+        assert!(is_registered(&m, "https://app.example.com/cb"));
+        for bad in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb?x=1",
+            "https://APP.example.com/cb",
+            "https://app.example.com/cb#f",
+        ] {
+            assert!(!is_registered(&m, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_loopback_port_varies_for_native_only() {
+        let native = meta(true, &["http://127.0.0.1/cb", "http://[::1]:5000/cb"]);
+        assert!(is_registered(&native, "http://127.0.0.1:51234/cb"));
+        assert!(is_registered(&native, "http://[::1]:6000/cb"));
+        assert!(!is_registered(&native, "http://127.0.0.1:51234/other"));
+        assert!(
+            !is_registered(&native, "http://localhost:51234/cb"),
+            "RFC 8252 §7.3: IP literals only"
+        );
+        let web = meta(false, &["http://127.0.0.1:3000/cb"]);
+        assert!(!is_registered(&web, "http://127.0.0.1:3001/cb"));
+    }
+
+    #[test]
+    fn registrable_uris() {
+        assert_eq!(
+            check_registrable("https://a.example.com/cb#x", false),
+            Err(UriProblem::Fragment)
+        );
+        assert_eq!(
+            check_registrable("http://a.example.com/cb", false),
+            Err(UriProblem::NotHttps)
+        );
+        assert!(check_registrable("http://127.0.0.1:8080/cb", false).is_ok());
+        assert_eq!(
+            check_registrable("klard://callback", false),
+            Err(UriProblem::NotHttps)
+        );
+        assert!(check_registrable("klard://callback", true).is_ok());
+        assert!(check_registrable("com.klard.app:/oauth", true).is_ok());
+        assert_eq!(
+            check_registrable("javascript:alert(1)", true),
+            Err(UriProblem::BadScheme)
+        );
+        assert_eq!(
+            check_registrable("/relative", true),
+            Err(UriProblem::NotAbsolute)
+        );
+    }
+}

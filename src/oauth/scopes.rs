@@ -67,3 +67,36 @@ pub fn describe(scope: &str) -> &'static str {
         _ => "Access an API on your behalf",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_is_order_insensitive_and_dedups() {
+        assert_eq!(
+            parse("email  openid email").unwrap(),
+            vec!["email", "openid"]
+        );
+        assert_eq!(parse("a\"b").unwrap_err().error, "invalid_scope");
+        assert_eq!(parse("a\\b").unwrap_err().error, "invalid_scope");
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn client_scope_limits_requests() {
+        let m = ClientMetadata {
+            scope: Some("orders.read".into()),
+            ..Default::default()
+        };
+        assert!(check_allowed(&["orders.read".into()], &m).is_ok());
+        assert_eq!(
+            check_allowed(&["orders.write".into()], &m)
+                .unwrap_err()
+                .error,
+            "invalid_scope"
+        );
+        let open = ClientMetadata::default();
+        assert!(check_allowed(&["openid".into(), "offline_access".into()], &open).is_ok());
+    }
+}

@@ -2097,7 +2097,51 @@ async fn id_token_algorithms(db: Db) {
 
 // ---------------------------------------------------------------------------------------
 
+/// RFC 8707 §2: `resource` may repeat; the token's `aud` names every requested resource,
+/// and an unknown one among them is `invalid_target`.
+async fn client_credentials_multiple_resources(db: Db) {
+    let (a, b) = (
+        "https://orders.example.com/",
+        "https://inventory.example.com/",
+    );
+    let server = TestServer::start_with(db, |c| {
+        for r in [a, b] {
+            c.resources.push(klard_auth::config::ResourceConfig {
+                identifier: r.into(),
+                access_token_typ: "JWT".into(),
+                access_token_ttl: None,
+            });
+        }
+    })
+    .await;
+    let (id, secret) = service_client(&server, "api.read").await;
+    let t = token(
+        &server,
+        Auth::Basic(&id, &secret),
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", a),
+            ("resource", b),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    assert_eq!(jwt_parts(t.str("access_token")).1["aud"], json!([a, b]));
+    let t = token(
+        &server,
+        Auth::Basic(&id, &secret),
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", a),
+            ("resource", "https://unknown.example.com/"),
+        ],
+    )
+    .await;
+    assert_error(&t, 400, "invalid_target");
+}
+
 db_tests!(
+    client_credentials_multiple_resources,
     token_request_errors,
     client_authentication_errors,
     basic_credentials_are_form_decoded,

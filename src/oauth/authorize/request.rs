@@ -245,7 +245,9 @@ pub fn check_resource(state: &State, values: &[&str]) -> Result<Vec<String>, OAu
             e.error = "invalid_target";
             return Err(e);
         }
-        out.push(r.to_string());
+        if !out.iter().any(|o| o == r) {
+            out.push(r.to_string());
+        }
     }
     Ok(out)
 }
@@ -295,10 +297,7 @@ pub async fn validate(state: &State, p: &Params) -> Result<(Client, AuthzRequest
     let prompt = check_prompt(p).map_err(r)?;
     let max_age = check_max_age(p).map_err(r)?;
     let claims = check_claims(p).map_err(r)?;
-    let resource = match p.get("resource") {
-        Some(v) => check_resource(state, &[v]).map_err(r)?,
-        None => Vec::new(),
-    };
+    let resource = check_resource(state, &p.all("resource")).map_err(r)?;
     let hint_sub = check_id_token_hint(state, p).await.map_err(r)?;
     let req = AuthzRequest {
         client_id: client.client_id.clone(),

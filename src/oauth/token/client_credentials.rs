@@ -30,10 +30,7 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
         .into());
     }
     scopes::check_allowed(&requested, &client.metadata)?;
-    let audience = match p.get("resource") {
-        Some(r) => check_resource(state, &[r])?,
-        None => Vec::new(),
-    };
+    let audience = check_resource(state, &p.all("resource"))?;
     let ctx = TokenContext {
         scope: requested.join(" "),
         audience,
