@@ -126,8 +126,39 @@ pub async fn build_state_with_secret(config: Config, secret: String) -> Result<S
     Ok(state)
 }
 
-/// The issuer-relative routes.
+/// The issuer-relative routes: browser pages, plus the back-channel and metadata
+/// endpoints that single-page and native apps call cross-origin.
 fn endpoints() -> Router<State> {
+    Router::new()
+        .route(
+            "/authorize",
+            get(oauth::authorize::get).post(oauth::authorize::post),
+        )
+        .route("/authorize/resume", get(oauth::authorize::resume))
+        .route("/login", get(ui::login::show).post(ui::login::submit))
+        .route("/consent", get(ui::consent::show).post(ui::consent::submit))
+        .route(
+            "/end_session",
+            get(oidc::logout::get).post(oidc::logout::post),
+        )
+        .route("/end_session/confirm", post(oidc::logout::confirm))
+        .route("/static/klard.css", get(css))
+        .route("/health", get(|| async { "ok" }))
+        .merge(cross_origin_endpoints())
+}
+
+/// Endpoints a browser app may call from its own origin. They authenticate by client
+/// credentials or bearer tokens, never by our cookies, so any origin may call them
+/// (no `Access-Control-Allow-Credentials`).
+fn cross_origin_endpoints() -> Router<State> {
+    use axum::http::Method;
+    use tower_http::cors::{Any, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -140,13 +171,6 @@ fn endpoints() -> Router<State> {
         .route("/.well-known/jwks.json", get(oidc::discovery::jwks))
         .route("/jwks", get(oidc::discovery::jwks))
         .route("/api/auth/jwks", get(oidc::discovery::jwks))
-        .route(
-            "/authorize",
-            get(oauth::authorize::get).post(oauth::authorize::post),
-        )
-        .route("/authorize/resume", get(oauth::authorize::resume))
-        .route("/login", get(ui::login::show).post(ui::login::submit))
-        .route("/consent", get(ui::consent::show).post(ui::consent::submit))
         .route("/token", post(oauth::token::handle))
         .route(
             "/userinfo",
@@ -161,13 +185,7 @@ fn endpoints() -> Router<State> {
                 .put(oauth::registration::update)
                 .delete(oauth::registration::delete),
         )
-        .route(
-            "/end_session",
-            get(oidc::logout::get).post(oidc::logout::post),
-        )
-        .route("/end_session/confirm", post(oidc::logout::confirm))
-        .route("/static/klard.css", get(css))
-        .route("/health", get(|| async { "ok" }))
+        .layer(cors)
 }
 
 async fn css() -> impl IntoResponse {
@@ -234,6 +252,7 @@ pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Runn
     let addr = listener.local_addr()?;
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    crate::mail::spawn_worker(state.clone());
     let task = match &state.config.tls {
         Some(tls) => {
             let rustls = crate::tls::load(tls).await.map_err(StartError::Tls)?;

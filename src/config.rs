@@ -51,6 +51,8 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     /// Resource servers (RFC 8707 `resource` values) with their access-token format.
     pub resources: Vec<ResourceConfig>,
+    /// Outgoing mail: the outbox worker's transport, retries and branding.
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,6 +196,115 @@ fn default_typ() -> String {
     "JWT".into()
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MailTransportKind {
+    /// Development: log recipient and subject, send nothing.
+    Log,
+    /// Deliver over SMTP (`mail.smtp`).
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain SMTP (loopback relays only when credentials are set).
+    None,
+    /// STARTTLS is required (submission, port 587).
+    Starttls,
+    /// Implicit TLS (SMTPS, port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    pub transport: MailTransportKind,
+    /// `From` of every message: `addr@example.com` or `Name <addr@example.com>`.
+    pub from: String,
+    /// Attempts before a message is given up (`failed`).
+    pub max_attempts: i64,
+    /// Seconds the worker waits before looking at an empty outbox again.
+    pub poll_interval: u64,
+    pub smtp: SmtpConfig,
+    pub branding: BrandingConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// Also `KLARD_MAIL__SMTP__PASSWORD`. Never logged (see the `Debug` impl).
+    pub password: Option<String>,
+    /// Seconds for connecting and for each SMTP command.
+    pub timeout: u64,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrandingConfig {
+    pub product_name: String,
+    /// Absolute http(s) URL of a logo shown at the top of HTML mail.
+    pub logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`.
+    pub accent_color: String,
+    /// Address people may write to for help, shown in the footer.
+    pub support_email: Option<String>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: MailTransportKind::Log,
+            from: "Klard <no-reply@localhost>".into(),
+            max_attempts: 8,
+            poll_interval: 2,
+            smtp: SmtpConfig::default(),
+            branding: BrandingConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            timeout: 10,
+        }
+    }
+}
+
+impl Default for BrandingConfig {
+    fn default() -> Self {
+        BrandingConfig {
+            product_name: "Klard".into(),
+            logo_url: None,
+            accent_color: "#4f46e5".into(),
+            support_email: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -212,6 +323,7 @@ impl Default for Config {
             tls: None,
             clients: Vec::new(),
             resources: Vec::new(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -403,6 +515,7 @@ impl Config {
                 ));
             }
         }
+        validate_mail(&self.mail)?;
         let mut seen = std::collections::HashSet::new();
         for c in &self.clients {
             if c.client_id.is_empty() {
@@ -445,6 +558,103 @@ fn check_typ(field: &str, typ: &str) -> Result<(), ConfigError> {
     } else {
         Err(invalid(field, "must be \"JWT\" or \"at+jwt\""))
     }
+}
+
+fn validate_mail(m: &MailConfig) -> Result<(), ConfigError> {
+    if m.from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "mail.from",
+            "must be an email address, optionally as `Name <addr@example.com>`",
+        ));
+    }
+    if !(1..=100).contains(&m.max_attempts) {
+        return Err(invalid("mail.max_attempts", "must be between 1 and 100"));
+    }
+    if !(1..=3600).contains(&m.poll_interval) {
+        return Err(invalid(
+            "mail.poll_interval",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    let s = &m.smtp;
+    if m.transport == MailTransportKind::Smtp {
+        if s.host.is_empty() {
+            return Err(invalid(
+                "mail.smtp.host",
+                "must be set when mail.transport = \"smtp\"",
+            ));
+        }
+        if s.port == 0 {
+            return Err(invalid("mail.smtp.port", "must be between 1 and 65535"));
+        }
+    }
+    if s.timeout == 0 || s.timeout > 600 {
+        return Err(invalid(
+            "mail.smtp.timeout",
+            "must be between 1 and 600 seconds",
+        ));
+    }
+    match (&s.username, &s.password) {
+        (Some(_), None) => {
+            return Err(invalid(
+                "mail.smtp.password",
+                "must be set when mail.smtp.username is (or KLARD_MAIL__SMTP__PASSWORD)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "mail.smtp.username",
+                "must be set when mail.smtp.password is",
+            ));
+        }
+        _ => {}
+    }
+    if s.username.is_some() && s.security == SmtpSecurity::None && !is_loopback_host(&s.host) {
+        return Err(invalid(
+            "mail.smtp.security",
+            "must be starttls or tls when credentials are sent to a non-loopback host",
+        ));
+    }
+    let b = &m.branding;
+    if b.product_name.trim().is_empty() {
+        return Err(invalid("mail.branding.product_name", "must not be empty"));
+    }
+    if let Some(u) = &b.logo_url {
+        match Url::parse(u) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            _ => {
+                return Err(invalid(
+                    "mail.branding.logo_url",
+                    "must be an absolute http(s) URL",
+                ));
+            }
+        }
+    }
+    let hex = b.accent_color.strip_prefix('#').unwrap_or("");
+    if !((hex.len() == 3 || hex.len() == 6) && hex.chars().all(|c| c.is_ascii_hexdigit())) {
+        return Err(invalid(
+            "mail.branding.accent_color",
+            "must be a hex colour, #rgb or #rrggbb",
+        ));
+    }
+    if let Some(e) = &b.support_email
+        && e.parse::<lettre::Address>().is_err()
+    {
+        return Err(invalid(
+            "mail.branding.support_email",
+            "must be an email address",
+        ));
+    }
+    Ok(())
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub fn is_loopback_url(u: &Url) -> bool {

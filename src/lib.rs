@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod mail;
 pub mod oauth;
 pub mod oidc;
 pub mod passwords;

@@ -60,10 +60,6 @@ fn json_response(v: Value, cache: &'static str) -> Response {
     let mut r = Json(v).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     r
 }
 

@@ -84,4 +84,61 @@ async fn openidconnect_code_flow(db: Db) {
     assert!(again.pages_seen.is_empty(), "{:?}", again.pages_seen);
 }
 
-db_tests!(openidconnect_code_flow);
+/// Browser apps call the back-channel endpoints cross-origin (CORS, no credentials);
+/// the cookie-authenticated pages are not opened to other origins.
+async fn cross_origin_access(db: Db) {
+    let server = TestServer::start(db).await;
+    let http = server.http();
+    let pre = http
+        .request(reqwest::Method::OPTIONS, server.url("/token"))
+        .header("Origin", "https://app.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let h = pre.headers();
+    assert_eq!(
+        h.get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
+    assert!(h.get("access-control-allow-credentials").is_none());
+    let allow = h
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_lowercase();
+    assert!(
+        allow.contains("authorization") && allow.contains("content-type"),
+        "{allow}"
+    );
+    for path in ["/.well-known/openid-configuration", "/jwks", "/userinfo"] {
+        let r = http
+            .get(server.url(path))
+            .header("Origin", "https://app.example.com")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            r.headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            Some("*"),
+            "{path}"
+        );
+    }
+    let page = http
+        .get(server.url("/login"))
+        .header("Origin", "https://evil.example.com")
+        .send()
+        .await
+        .expect("login");
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+}
+
+db_tests!(openidconnect_code_flow, cross_origin_access);

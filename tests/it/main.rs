@@ -9,4 +9,5 @@ mod authorize;
 mod backchannel;
 mod cli;
 mod flows;
+mod mail;
 mod registration_logout;
