@@ -121,38 +121,48 @@ pub async fn use_code(db: &Db, code_hash: &str, now: i64) -> Result<CodeUse, sql
 }
 
 /// Remembers what a code yielded, so a replay can revoke it. Returns true if a replay
-/// was seen meanwhile (it could not revoke tokens that were not linked yet, so the
-/// caller must).
+/// was recorded before this link (it could not revoke tokens not linked yet, so the
+/// caller must). Link and check are one statement, so no replay falls between them.
 pub async fn link_code(
     db: &Db,
     code_hash: &str,
     family_id: Option<&str>,
     access_jti: &str,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query("UPDATE auth_codes SET family_id = $2, access_jti = $3 WHERE code_hash = $1")
-        .bind(code_hash)
-        .bind(family_id)
-        .bind(access_jti)
-        .execute(&db.pool)
-        .await?;
-    let row = sqlx::query("SELECT reused_at FROM auth_codes WHERE code_hash = $1")
-        .bind(code_hash)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(
+        "UPDATE auth_codes SET family_id = $2, access_jti = $3 WHERE code_hash = $1 RETURNING reused_at",
+    )
+    .bind(code_hash)
+    .bind(family_id)
+    .bind(access_jti)
+    .fetch_optional(&db.pool)
+    .await?;
     Ok(match row {
         Some(r) => r.try_get::<Option<i64>, _>("reused_at")?.is_some(),
         None => false,
     })
 }
 
-/// Records a replay of a code.
-pub async fn mark_code_reused(db: &Db, code_hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE auth_codes SET reused_at = $2 WHERE code_hash = $1")
-        .bind(code_hash)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+/// Records a replay of a code and returns what the code has yielded so far
+/// (family id, access-token jti), read in the same statement: either the first exchange
+/// linked its tokens before this, and the caller revokes them, or it links after and
+/// sees the mark.
+pub async fn mark_code_reused(
+    db: &Db,
+    code_hash: &str,
+    now: i64,
+) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE auth_codes SET reused_at = $2 WHERE code_hash = $1 RETURNING family_id, access_jti",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(match row {
+        Some(r) => (r.try_get("family_id")?, r.try_get("access_jti")?),
+        None => (None, None),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -33,11 +33,11 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
         CodeUse::Reused(r) => {
             // RFC 6749 §4.1.2: a second use fails, and what the code yielded is revoked.
             if r.client_id == client.client_id {
-                tokens::mark_code_reused(&state.db, &hash, now).await?;
-                if let Some(f) = &r.family_id {
+                let (family, jti) = tokens::mark_code_reused(&state.db, &hash, now).await?;
+                if let Some(f) = &family {
                     tokens::revoke_family(&state.db, f, "authorization code reused", now).await?;
                 }
-                if let Some(j) = &r.access_jti {
+                if let Some(j) = &jti {
                     tokens::revoke_access(&state.db, j, now).await?;
                 }
                 tracing::warn!(client_id = %client.client_id, "authorization code reuse; tokens revoked");
