@@ -19,6 +19,37 @@ fn lang(req: &authorize::request::AuthzRequest) -> &'static str {
     "en"
 }
 
+/// The login page of an interaction, fresh or after a failed attempt.
+fn login_page(
+    state: &State,
+    i: &crate::store::sessions::Interaction,
+    req: &authorize::request::AuthzRequest,
+    client: &crate::store::clients::Client,
+    bid: &str,
+    login_hint: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = browser::csrf_token(state, "login", &i.id, bid);
+    let base = state.config.issuer_path();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(
+        status,
+        &LoginPage {
+            lang: lang(req),
+            base: &base,
+            client: ClientView::of(client),
+            interaction: &i.id,
+            csrf_token: &csrf,
+            login_hint,
+            error,
+        },
+    )
+}
+
 pub async fn show(
     AxState(state): AxState<State>,
     headers: HeaderMap,
@@ -29,19 +60,14 @@ pub async fn show(
             Ok(x) => x,
             Err(r) => return r,
         };
-    let csrf = browser::csrf_token(&state, "login", &i.id, &bid);
-    let base = state.config.issuer_path();
-    render(
-        StatusCode::OK,
-        &LoginPage {
-            lang: lang(&req),
-            base: &base,
-            client: ClientView::of(&client),
-            interaction: &i.id,
-            csrf_token: &csrf,
-            login_hint: req.login_hint.as_deref().unwrap_or(""),
-            error: None,
-        },
+    login_page(
+        &state,
+        &i,
+        &req,
+        &client,
+        &bid,
+        req.login_hint.as_deref().unwrap_or(""),
+        None,
     )
 }
 
@@ -99,19 +125,14 @@ async fn submit_inner(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            let csrf = browser::csrf_token(state, "login", &i.id, &bid);
-            let base = state.config.issuer_path();
-            return Ok(render(
-                StatusCode::BAD_REQUEST,
-                &LoginPage {
-                    lang: lang(&req),
-                    base: &base,
-                    client: ClientView::of(&client),
-                    interaction: &i.id,
-                    csrf_token: &csrf,
-                    login_hint: email,
-                    error: Some("The email or password is incorrect."),
-                },
+            return Ok(login_page(
+                state,
+                &i,
+                &req,
+                &client,
+                &bid,
+                email,
+                Some("The email or password is incorrect."),
             ));
         }
     };

@@ -67,25 +67,7 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
     let (new_token, new_hash) = mint::refresh_token();
     // The successor keeps the family's full scope, so a narrowed request now does not
     // shrink what later refreshes may ask for.
-    let outcome = tokens::rotate_refresh(
-        &state.db,
-        &hash,
-        &new_hash,
-        &row.family.id,
-        &row.ctx,
-        &access.record,
-        now,
-        now + state.config.tokens.refresh_token_ttl,
-        row.rotated_at.is_some(),
-    )
-    .await?;
-    if let Rotation::AlreadyRotated = outcome {
-        // A concurrent request rotated it between our read and our write.
-        let fresh = tokens::refresh_by_hash(&state.db, &hash).await?;
-        let rotated_at = fresh.and_then(|r| r.rotated_at).unwrap_or(i64::MIN);
-        if !in_grace(rotated_at) {
-            return Err(reuse_detected(state, &row.family.id, now).await);
-        }
+    let rotate = |grace_reissue: bool| {
         tokens::rotate_refresh(
             &state.db,
             &hash,
@@ -95,9 +77,17 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
             &access.record,
             now,
             now + state.config.tokens.refresh_token_ttl,
-            true,
+            grace_reissue,
         )
-        .await?;
+    };
+    if let Rotation::AlreadyRotated = rotate(row.rotated_at.is_some()).await? {
+        // A concurrent request rotated it between our read and our write.
+        let fresh = tokens::refresh_by_hash(&state.db, &hash).await?;
+        let rotated_at = fresh.and_then(|r| r.rotated_at).unwrap_or(i64::MIN);
+        if !in_grace(rotated_at) {
+            return Err(reuse_detected(state, &row.family.id, now).await);
+        }
+        rotate(true).await?;
     }
     // OIDC Core §12.2: an ID token may accompany the refresh; same sub and auth_time,
     // no nonce.
