@@ -224,7 +224,15 @@ pub fn router(state: State) -> Router {
             )
     };
     app = app.fallback(not_found);
+    // Spans name the method and path only: query strings carry codes and tokens, which
+    // must never reach a log.
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        },
+    );
     app.layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(trace)
         .with_state(state)
 }
 
