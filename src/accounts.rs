@@ -1,4 +1,4 @@
-//! Account services shared by the CLI, the tests and (later) the /api/auth door.
+//! Account services shared by the CLI, the tests and the /api/auth door.
 
 use serde_json::{Map, Value};
 

@@ -144,6 +144,7 @@ fn endpoints() -> Router<State> {
         .route("/end_session/confirm", post(oidc::logout::confirm))
         .route("/static/klard.css", get(css))
         .route("/health", get(|| async { "ok" }))
+        .merge(crate::api::router())
         .merge(cross_origin_endpoints())
 }
 

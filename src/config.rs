@@ -53,6 +53,39 @@ pub struct Config {
     pub resources: Vec<ResourceConfig>,
     /// Outgoing mail: the outbox worker's transport, retries and branding.
     pub mail: MailConfig,
+    /// The Better-Auth-compatible `/api/auth/*` JSON API.
+    pub api_auth: ApiAuthConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiAuthConfig {
+    /// Origins (`scheme://host[:port]`) whose pages may make cookie-authenticated,
+    /// state-changing calls to `/api/auth/*`, and that `callbackURL` may point to. The
+    /// issuer's own origin is always trusted.
+    pub trusted_origins: Vec<String>,
+    /// Sign the user in on `sign-up/email` (Better Auth's `autoSignIn`). Off by default:
+    /// only then can a sign-up with an address that already has an account be answered
+    /// exactly like a new one (no user enumeration); when on, a duplicate gets 422
+    /// `USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL` as in Better Auth.
+    pub auto_sign_in: bool,
+}
+
+impl ApiAuthConfig {
+    /// The trusted origins, normalised (`Url::origin`), with the issuer's first.
+    pub fn origins(&self, issuer: &str) -> Vec<String> {
+        let mut v: Vec<String> = Url::parse(issuer)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+            .into_iter()
+            .collect();
+        for o in &self.trusted_origins {
+            if let Ok(u) = Url::parse(o) {
+                v.push(u.origin().ascii_serialization());
+            }
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -324,6 +357,7 @@ impl Default for Config {
             clients: Vec::new(),
             resources: Vec::new(),
             mail: MailConfig::default(),
+            api_auth: ApiAuthConfig::default(),
         }
     }
 }
@@ -516,6 +550,24 @@ impl Config {
             }
         }
         validate_mail(&self.mail)?;
+        for o in &self.api_auth.trusted_origins {
+            let ok = Url::parse(o).is_ok_and(|u| {
+                (u.scheme() == "https" || u.scheme() == "http")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && !o.ends_with('/')
+            });
+            if !ok {
+                return Err(invalid(
+                    "api_auth.trusted_origins",
+                    format!("`{o}` is not an origin: scheme://host[:port], without path or slash"),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.clients {
             if c.client_id.is_empty() {
@@ -663,5 +715,34 @@ pub fn is_loopback_url(u: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_origins_must_be_origins() {
+        let ok =
+            Config::from_toml("[api_auth]\ntrusted_origins = [\"https://app.example.com:8443\"]")
+                .expect("valid");
+        assert_eq!(
+            ok.api_auth.origins(&ok.issuer),
+            vec!["http://127.0.0.1:8080", "https://app.example.com:8443"]
+        );
+        for bad in [
+            "https://app.example.com/",
+            "https://app.example.com/x",
+            "app.example.com",
+            "ftp://x.example",
+        ] {
+            let e = Config::from_toml(&format!("[api_auth]\ntrusted_origins = [\"{bad}\"]"))
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("api_auth.trusted_origins"), "{e}");
+        }
+        let e = Config::from_toml("[api_auth]\nunknown = 1").expect_err("unknown field");
+        assert!(e.to_string().contains("unknown"), "{e}");
     }
 }

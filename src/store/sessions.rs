@@ -104,6 +104,45 @@ pub async fn revoke(db: &Db, sid: &str, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The user's sessions that are neither revoked nor expired, oldest first.
+pub async fn active_for_user(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+         ORDER BY created_at, sid",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(session_from_row).collect()
+}
+
+/// Revokes every active session of the user except `keep` (a sid), if given; returns
+/// how many were revoked.
+pub async fn revoke_all_for_user(
+    db: &Db,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND sid <> $3",
+    )
+    .bind(user_id)
+    .bind(now)
+    // No sid is empty, so "" keeps nothing.
+    .bind(keep.unwrap_or(""))
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub id: String,

@@ -18,8 +18,14 @@ pub async fn current(state: &State, headers: &HeaderMap) -> Result<Option<(Sessi
     let Some(token) = cookies::get(&state.config, headers, cookies::SESSION) else {
         return Ok(None);
     };
+    by_token(state, &token).await
+}
+
+/// The active session a session token (cookie value or bearer token) stands for, with
+/// its user; refreshes `last_seen` at most once a minute.
+pub async fn by_token(state: &State, token: &str) -> Result<Option<(Session, User)>> {
     let now = state.clock.now();
-    let Some(s) = sessions::by_hash(&state.db, &crypto::hash_secret(&token)).await? else {
+    let Some(s) = sessions::by_hash(&state.db, &crypto::hash_secret(token)).await? else {
         return Ok(None);
     };
     if !s.is_active(now) {
@@ -34,6 +40,15 @@ pub async fn current(state: &State, headers: &HeaderMap) -> Result<Option<(Sessi
     Ok(Some((s, u)))
 }
 
+/// A session just started: the token handed to the client (cookie value, or bearer
+/// token for apps), the Set-Cookie header and the stored row (which holds only the
+/// token's hash).
+pub struct Started {
+    pub token: String,
+    pub cookie: HeaderValue,
+    pub session: Session,
+}
+
 /// Starts a session for `user`; returns the Set-Cookie header and the session.
 pub async fn start(
     state: &State,
@@ -42,8 +57,28 @@ pub async fn start(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Result<(HeaderValue, Session)> {
+    let s = begin(state, user, amr, ip, user_agent, true).await?;
+    Ok((s.cookie, s.session))
+}
+
+/// Starts a session for `user`. With `remember` false the cookie lives only as long as
+/// the browser session and the session itself at most a day (Better Auth's
+/// `rememberMe: false`).
+pub async fn begin(
+    state: &State,
+    user: &User,
+    amr: Vec<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    remember: bool,
+) -> Result<Started> {
     let now = state.clock.now();
     let token = crypto::random_token(32);
+    let ttl = if remember {
+        state.config.session.ttl
+    } else {
+        state.config.session.ttl.min(24 * 3600)
+    };
     let s = Session {
         id_hash: crypto::hash_secret(&token),
         sid: uuid::Uuid::new_v4().to_string(),
@@ -55,7 +90,7 @@ pub async fn start(
         user_agent,
         created_at: now,
         last_seen: now,
-        expires_at: now + state.config.session.ttl,
+        expires_at: now + ttl,
         revoked_at: None,
     };
     sessions::insert(&state.db, &s).await?;
@@ -63,9 +98,13 @@ pub async fn start(
         &state.config,
         cookies::SESSION,
         &token,
-        Some(state.config.session.ttl),
+        remember.then_some(ttl),
     );
-    Ok((cookie, s))
+    Ok(Started {
+        token,
+        cookie,
+        session: s,
+    })
 }
 
 /// The browser id from its cookie, or a new one with the cookie to set.

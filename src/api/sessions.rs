@@ -1,0 +1,125 @@
+//! `get-session`, `list-sessions`, `revoke-session`, `revoke-sessions`,
+//! `revoke-other-sessions` (better-auth `session.ts`).
+
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::extract::{Authed, MaybeAuthed, OriginChecked, Via};
+use super::{body_bytes, json_body, json_response, session_json, user_json};
+use crate::app::State;
+use crate::crypto;
+use crate::http::cookies;
+use crate::store::sessions;
+
+/// `GET /api/auth/get-session` → 200 `{"session": Session, "user": User}`, or 200 `null`
+/// without an active session (Better Auth answers `null`, not 401).
+pub async fn get_session(MaybeAuthed(a): MaybeAuthed) -> Response {
+    match a {
+        None => json_response(Value::Null),
+        Some(a) => json_response(json!({
+            "session": session_json(&a.session, Some(&a.token)),
+            "user": user_json(&a.user),
+        })),
+    }
+}
+
+/// `GET /api/auth/list-sessions` → 200 `[Session]`: the user's active sessions, from
+/// the API and the hosted login page alike. `id` and `token` are the sid
+/// (`session_json`); 401 `UNAUTHORIZED` without a session.
+pub async fn list_sessions(
+    AxState(state): AxState<State>,
+    a: Authed,
+) -> Result<Response, ApiError> {
+    let list = sessions::active_for_user(&state.db, &a.user.id, state.clock.now()).await?;
+    Ok(json_response(Value::Array(
+        list.iter().map(|s| session_json(s, None)).collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeBody {
+    token: String,
+}
+
+/// Clears the cookie when the caller's own cookie session was among those revoked.
+fn clearing(state: &State, a: &Authed, mut r: Response) -> Response {
+    if a.via == Via::Cookie {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::clear(&state.config, cookies::SESSION),
+        );
+    }
+    r
+}
+
+/// `POST /api/auth/revoke-session` `{"token"}` → 200 `{"status": true}`.
+///
+/// Better Auth takes the session token here, and its list-sessions shows every
+/// session's token. We never show tokens of other sessions, so `token` is accepted as
+/// either a session token (e.g. the caller's own, from sign-in) or a session `id`/sid
+/// as list-sessions shows it. Only the caller's own sessions are touched; like Better
+/// Auth, the answer is `{"status": true}` whether or not something matched, so nothing
+/// is learned about other users' sessions.
+pub async fn revoke_session(
+    _: OriginChecked,
+    AxState(state): AxState<State>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let b: RevokeBody = json_body(&headers, &body)?;
+    let found = match sessions::by_hash(&state.db, &crypto::hash_secret(&b.token)).await? {
+        Some(s) => Some(s),
+        None => sessions::by_sid(&state.db, &b.token).await?,
+    };
+    let r = json_response(json!({ "status": true }));
+    match found {
+        Some(s) if s.user_id == a.user.id => {
+            sessions::revoke(&state.db, &s.sid, state.clock.now()).await?;
+            if s.sid == a.session.sid {
+                return Ok(clearing(&state, &a, r));
+            }
+            Ok(r)
+        }
+        _ => Ok(r),
+    }
+}
+
+/// `POST /api/auth/revoke-sessions` → 200 `{"status": true}`: every session of the
+/// user, this one included.
+pub async fn revoke_sessions(
+    _: OriginChecked,
+    AxState(state): AxState<State>,
+    a: Authed,
+) -> Result<Response, ApiError> {
+    sessions::revoke_all_for_user(&state.db, &a.user.id, None, state.clock.now()).await?;
+    Ok(clearing(
+        &state,
+        &a,
+        json_response(json!({ "status": true })),
+    ))
+}
+
+/// `POST /api/auth/revoke-other-sessions` → 200 `{"status": true}`: every session of
+/// the user but this one.
+pub async fn revoke_other_sessions(
+    _: OriginChecked,
+    AxState(state): AxState<State>,
+    a: Authed,
+) -> Result<Response, ApiError> {
+    sessions::revoke_all_for_user(
+        &state.db,
+        &a.user.id,
+        Some(&a.session.sid),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(json_response(json!({ "status": true })))
+}
