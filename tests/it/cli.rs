@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Db, PG_ADMIN};
+use crate::support::{Db, create_pg_database, drop_pg_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_klard-auth");
 
@@ -25,11 +25,7 @@ impl Env {
             ),
             Db::Postgres => {
                 let name = format!("klard_it_{}", uuid::Uuid::new_v4().simple());
-                let admin = sqlx::PgPool::connect(PG_ADMIN).await.expect("pg");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&admin)
-                    .await
-                    .expect("create db");
+                create_pg_database(&name).await;
                 (
                     format!("postgres://postgres@127.0.0.1:5432/{name}"),
                     Some(name),
@@ -90,21 +86,7 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(name) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    if let Ok(admin) = sqlx::PgPool::connect(PG_ADMIN).await {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                    }
-                });
-            })
-            .join();
+            drop_pg_database(name, None);
         }
     }
 }

@@ -161,29 +161,35 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.running.shutdown();
         if let Some(name) = self.pg_db.take() {
-            let pool = self.state.db.pool.clone();
-            // Drop the per-test database from a thread of its own (Drop cannot await).
-            let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    pool.close().await;
-                    if let Ok(admin) = sqlx::PgPool::connect(PG_ADMIN).await {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                    }
-                });
-            })
-            .join();
+            drop_pg_database(name, Some(self.state.db.pool.clone()));
         }
     }
 }
 
-async fn create_pg_database(name: &str) {
+/// Drops a per-test database from a thread of its own (Drop cannot await), closing the
+/// server's pool first.
+pub fn drop_pg_database(name: String, pool: Option<sqlx::AnyPool>) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Some(p) = pool {
+                p.close().await;
+            }
+            if let Ok(admin) = sqlx::PgPool::connect(PG_ADMIN).await {
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+            }
+        });
+    })
+    .join();
+}
+
+pub async fn create_pg_database(name: &str) {
     let admin = sqlx::PgPool::connect(PG_ADMIN)
         .await
         .expect("PostgreSQL at 127.0.0.1:5432");
