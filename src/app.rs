@@ -256,7 +256,40 @@ impl Running {
 }
 
 /// Serves `state` on an already bound listener, over TLS when configured.
+/// `GET /api/auth/token` mints on behalf of `api_auth.client_id`: a typo must stop the
+/// server from starting, not surface later as a failing endpoint. Checked in `serve`,
+/// not `build_state`, so that the CLI can still create that client. `api_auth.token_scope`
+/// must be a scope that client may request.
+async fn check_api_client(state: &State) -> Result<(), StartError> {
+    let Some(id) = &state.config.api_auth.client_id else {
+        return Ok(());
+    };
+    let found = crate::store::clients::get(&state.db, id)
+        .await
+        .map_err(|e| StartError::Client(id.clone(), e.to_string()))?;
+    let Some(client) = found else {
+        return Err(StartError::Client(
+            id.clone(),
+            "named by `api_auth.client_id` but not registered (declare it in [[clients]] \
+             or create it with `klard-auth client create`)"
+                .into(),
+        ));
+    };
+    // The tokens' scope must be one the client may request, as at /authorize.
+    let scope = crate::api::account::token_scope(&state.config);
+    oauth::scopes::parse(&scope)
+        .and_then(|s| oauth::scopes::check_allowed(&s, &client.metadata))
+        .map_err(|e| {
+            StartError::Client(
+                id.clone(),
+                format!("api_auth.token_scope: {}", e.description),
+            )
+        })?;
+    Ok(())
+}
+
 pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Running, StartError> {
+    check_api_client(&state).await?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();

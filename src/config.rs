@@ -69,6 +69,12 @@ pub struct ApiAuthConfig {
     /// exactly like a new one (no user enumeration); when on, a duplicate gets 422
     /// `USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL` as in Better Auth.
     pub auto_sign_in: bool,
+    /// The client on whose behalf `GET /api/auth/token` mints the session's JWT access
+    /// token (typically a first-party client declared in `[[clients]]`). It must exist
+    /// when the server starts. Unset, `/api/auth/token` answers 404 `JWT_NOT_CONFIGURED`.
+    pub client_id: Option<String>,
+    /// The `scope` of those tokens; `openid profile email` when unset.
+    pub token_scope: Option<String>,
 }
 
 impl ApiAuthConfig {

@@ -3,10 +3,12 @@
 //! `accounts::create_user`, passwords are checked by `state.hasher`.
 //!
 //! Shapes follow better-auth/better-auth `packages/better-auth/src/api/routes/`
-//! (`sign-up.ts`, `sign-in.ts`, `sign-out.ts`, `session.ts`, `ok.ts`); errors are
+//! (`sign-up.ts`, `sign-in.ts`, `sign-out.ts`, `session.ts`, `update-user.ts`,
+//! `password.ts`, `ok.ts`) and the jwt plugin (`plugins/jwt/`); errors are
 //! `{"code", "message"}` (`error.rs`). Dates are ISO 8601 strings, as `Date` serialises
 //! in JSON.
 
+pub mod account;
 pub mod error;
 pub mod extract;
 pub mod sessions;
@@ -41,6 +43,10 @@ pub fn router() -> Router<State> {
             "/api/auth/revoke-other-sessions",
             post(sessions::revoke_other_sessions),
         )
+        .route("/api/auth/token", get(account::token))
+        .route("/api/auth/change-password", post(account::change_password))
+        .route("/api/auth/verify-password", post(account::verify_password))
+        .route("/api/auth/update-user", post(account::update_user))
         .route("/api/auth/ok", get(ok))
 }
 

@@ -63,7 +63,7 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_password(p: &str) -> Result<(), ApiError> {
+pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
     let n = p.chars().count();
     if n < PASSWORD_MIN {
         return Err(ApiError::new(
@@ -85,7 +85,7 @@ fn check_password(p: &str) -> Result<(), ApiError> {
 /// Starts a session the way the hosted login page does (`ui::session::begin`), and
 /// answers with its cookie and, for bearer clients, the `set-auth-token` header
 /// (Better Auth's bearer plugin).
-async fn start_session(
+pub(super) async fn start_session(
     state: &State,
     peer: std::net::SocketAddr,
     headers: &HeaderMap,
@@ -108,7 +108,7 @@ async fn start_session(
     .await?)
 }
 
-fn with_session(mut resp: Response, started: &browser::Started) -> Response {
+pub(super) fn with_session(mut resp: Response, started: &browser::Started) -> Response {
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, started.cookie.clone());
     if let Ok(v) = HeaderValue::from_str(&started.token) {

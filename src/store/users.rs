@@ -76,3 +76,36 @@ pub async fn list(db: &Db) -> Result<Vec<User>, sqlx::Error> {
         .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// Replaces the user's standard claims (name, picture, ...) and sets `updated_at`, the
+/// OIDC `updated_at` claim.
+pub async fn update_profile(
+    db: &Db,
+    id: &str,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET claims = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(Value::Object(claims.clone()).to_string())
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Sets a new password hash and `updated_at`.
+pub async fn update_password(
+    db: &Db,
+    id: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod api_account;
 mod api_auth;
 mod authorize;
 mod backchannel;
