@@ -2,8 +2,6 @@
 //! `update-user` (better-auth `plugins/jwt/index.ts`, `routes/update-user.ts`,
 //! `routes/password.ts`).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -13,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::extract::{Authed, OriginChecked};
 use super::sign::{check_password, start_session, with_session};
-use super::{body_bytes, json_body, json_response, user_json};
+use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::oauth::mint;
 use crate::store::tokens::{self, TokenContext};
@@ -101,10 +99,8 @@ pub async fn change_password(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     a: Authed,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<ChangePasswordBody>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: ChangePasswordBody = json_body(&headers, &body)?;
     check_password(&b.new_password)?;
     if b.current_password.chars().count() > super::sign::PASSWORD_MAX {
         return Err(ApiError::new(
@@ -163,11 +159,8 @@ pub async fn verify_password(
     _: OriginChecked,
     AxState(state): AxState<State>,
     a: Authed,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<VerifyPasswordBody>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: VerifyPasswordBody = json_body(&headers, &body)?;
     if b.password.chars().count() > super::sign::PASSWORD_MAX
         || !state
             .hasher
@@ -200,11 +193,8 @@ pub async fn update_user(
     _: OriginChecked,
     AxState(state): AxState<State>,
     a: Authed,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: Map<String, Value> = json_body(&headers, &body)?;
     if b.get("email").is_some_and(truthy) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

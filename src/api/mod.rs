@@ -66,7 +66,7 @@ pub fn json_response(v: Value) -> Response {
 /// A JSON request body into `T`. Better Auth also takes form bodies on some routes;
 /// JSON is what its client sends. Unparseable bodies and missing or mistyped fields are
 /// 400 `VALIDATION_ERROR`, another media type 415.
-pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -98,7 +98,21 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resul
 
 /// The raw body, or the reason there is none as an API error (a body over the
 /// server's limit is 413 `PAYLOAD_TOO_LARGE`, not axum's plain-text answer).
-pub fn body_bytes(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+/// A JSON request body as an extractor (it must be the handler's last argument): a wrong
+/// content type, an oversized body or bad JSON get Better Auth's errors, never a 500.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = body_bytes(Bytes::from_request(req, state).await)?;
+        json_body(&headers, &bytes).map(JsonBody)
+    }
+}
+
+fn body_bytes(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     b.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -1,17 +1,15 @@
 //! `get-session`, `list-sessions`, `revoke-session`, `revoke-sessions`,
 //! `revoke-other-sessions` (better-auth `session.ts`).
 
-use axum::body::Bytes;
 use axum::extract::State as AxState;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::{Authed, MaybeAuthed, OriginChecked, Via};
-use super::{body_bytes, json_body, json_response, session_json, user_json};
+use super::{JsonBody, json_response, session_json, user_json};
 use crate::app::State;
 use crate::crypto;
 use crate::http::cookies;
@@ -70,11 +68,8 @@ pub async fn revoke_session(
     _: OriginChecked,
     AxState(state): AxState<State>,
     a: Authed,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<RevokeBody>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: RevokeBody = json_body(&headers, &body)?;
     let found = match sessions::by_hash(&state.db, &crypto::hash_secret(&b.token)).await? {
         Some(s) => Some(s),
         None => sessions::by_sid(&state.db, &b.token).await?,

@@ -1,8 +1,6 @@
 //! `sign-up/email`, `sign-in/email`, `sign-out` (better-auth `sign-up.ts`, `sign-in.ts`,
 //! `sign-out.ts`).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -11,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::{self, OriginChecked, Via};
-use super::{body_bytes, json_body, json_response, user_json};
+use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::http::cookies;
 use crate::store::{sessions, users};
@@ -133,10 +131,8 @@ pub async fn sign_up_email(
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<SignUpBody>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: SignUpBody = json_body(&headers, &body)?;
     check_email(&b.email)?;
     check_password(&b.password)?;
     if b.name.chars().count() > 256 {
@@ -226,10 +222,8 @@ pub async fn sign_in_email(
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let b: SignInBody = json_body(&headers, &body)?;
     check_email(&b.email)?;
     extract::check_callback_url(&state, b.callback_url.as_deref())?;
     let user = users::by_email(&state.db, &b.email).await?;
