@@ -65,52 +65,69 @@ pub async fn upsert(
     scopes: &[String],
     now: i64,
 ) -> Result<String, sqlx::Error> {
-    let existing = find(db, user_id, client_id).await?;
-    match existing {
-        Some(g) => {
-            let mut all: Vec<String> = if g.revoked_at.is_some() {
-                Vec::new()
-            } else {
-                g.scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            };
-            for s in scopes {
-                if !all.contains(s) {
-                    all.push(s.clone());
+    // Optimistic concurrency: every write is conditional on the row read, so two
+    // consents of one user at once (two devices, two tabs) cannot lose each other's
+    // scopes; the loser reads again and merges.
+    for _ in 0..10 {
+        match find(db, user_id, client_id).await? {
+            Some(g) => {
+                let active = g.revoked_at.is_none();
+                let mut all: Vec<String> = if active {
+                    g.scope
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let before = all.len();
+                for s in scopes {
+                    if !all.contains(s) {
+                        all.push(s.clone());
+                    }
+                }
+                if active && all.len() == before {
+                    return Ok(g.id);
+                }
+                let n = sqlx::query(
+                    "UPDATE grants SET scope = $2, updated_at = $3, revoked_at = NULL
+                     WHERE id = $1 AND scope = $4 AND COALESCE(revoked_at, -1) = $5",
+                )
+                .bind(&g.id)
+                .bind(all.join(" "))
+                .bind(now)
+                .bind(&g.scope)
+                .bind(g.revoked_at.unwrap_or(-1))
+                .execute(&db.pool)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    return Ok(g.id);
                 }
             }
-            sqlx::query(
-                "UPDATE grants SET scope = $2, updated_at = $3, revoked_at = NULL WHERE id = $1",
-            )
-            .bind(&g.id)
-            .bind(all.join(" "))
-            .bind(now)
-            .execute(&db.pool)
-            .await?;
-            Ok(g.id)
-        }
-        None => {
-            let id = uuid::Uuid::now_v7().to_string();
-            sqlx::query(
-                "INSERT INTO grants (id, user_id, client_id, scope, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5)
-                 ON CONFLICT (user_id, client_id) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(user_id)
-            .bind(client_id)
-            .bind(scopes.join(" "))
-            .bind(now)
-            .execute(&db.pool)
-            .await?;
-            // A concurrent consent may have won the insert; read back the row that exists.
-            Ok(find(db, user_id, client_id)
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let n = sqlx::query(
+                    "INSERT INTO grants (id, user_id, client_id, scope, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)
+                     ON CONFLICT (user_id, client_id) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(user_id)
+                .bind(client_id)
+                .bind(scopes.join(" "))
+                .bind(now)
+                .execute(&db.pool)
                 .await?
-                .map(|g| g.id)
-                .unwrap_or(id))
+                .rows_affected();
+                if n == 1 {
+                    return Ok(id);
+                }
+            }
         }
     }
+    Err(sqlx::Error::Protocol(
+        "the grant kept changing under concurrent updates".into(),
+    ))
 }

@@ -141,4 +141,42 @@ async fn cross_origin_access(db: Db) {
     assert!(page.headers().get("access-control-allow-origin").is_none());
 }
 
-db_tests!(openidconnect_code_flow, cross_origin_access);
+/// Two consents of one user to one client at the same time (two devices) must both be
+/// remembered: the grant ends with the union of their scopes.
+async fn concurrent_consents_keep_every_scope(db: Db) {
+    let server = TestServer::start(db).await;
+    let user = server.user("buffy@example.com").await;
+    let (client, _) = web_client(&server).await;
+    let now = server.state.clock.now();
+    let sets: Vec<Vec<String>> = [
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+        "phone",
+        "address",
+    ]
+    .iter()
+    .map(|s| vec!["openid".to_string(), s.to_string()])
+    .collect();
+    let db = &server.state.db;
+    let results = futures::future::join_all(
+        sets.iter()
+            .map(|s| klard_auth::store::grants::upsert(db, &user.id, &client, s, now)),
+    )
+    .await;
+    let ids: Vec<String> = results.into_iter().map(|r| r.expect("upsert")).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one grant: {ids:?}");
+    let g = klard_auth::store::grants::find(db, &user.id, &client)
+        .await
+        .expect("find")
+        .expect("grant");
+    let all: Vec<String> = sets.concat();
+    assert!(g.covers(&all), "lost a scope: {}", g.scope);
+}
+
+db_tests!(
+    openidconnect_code_flow,
+    cross_origin_access,
+    concurrent_consents_keep_every_scope
+);
