@@ -5,6 +5,8 @@
 //   KLARD_WEB_CLIENT_ID, KLARD_WEB_CLIENT_SECRET, KLARD_WEB_CLIENT_NAME,
 //   KLARD_FIRST_PARTY_CLIENT_ID, CHROMIUM_PATH (default /usr/bin/chromium),
 //   SCREENSHOT_DIR (default tests/browser/screenshots, ignored by git).
+//   KLARD_MAILDIR: the maildir (new/ holds one file per message) of the SMTP server
+//   the server sends its mail to.
 // Only loopback is reached: every other request the page makes is aborted.
 
 import { test, after } from 'node:test';

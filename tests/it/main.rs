@@ -13,3 +13,4 @@ mod cli;
 mod flows;
 mod mail;
 mod registration_logout;
+mod smtp;
