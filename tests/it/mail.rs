@@ -2,12 +2,12 @@
 //! delivery of multipart messages in the right locale, retries with backoff (the clock
 //! is advanced, not slept), exactly-once claims, giving up after `mail.max_attempts`.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use klard_auth::config::{Config, MailTransportKind, SmtpSecurity};
+use klard_auth::config::Config;
 use klard_auth::mail::{self, CLAIM_LEASE, templates};
 use klard_auth::store::outbox::{self, OutboxRow, Status};
-use serde_json::Value;
 
 use crate::smtp::{SmtpServer, free_port, smtp_to};
 use crate::support::{Db, TestServer};
