@@ -145,6 +145,7 @@ fn endpoints() -> Router<State> {
         .route("/static/klard.css", get(css))
         .route("/health", get(|| async { "ok" }))
         .merge(crate::api::router())
+        .merge(crate::api::rest::router())
         .merge(cross_origin_endpoints())
 }
 

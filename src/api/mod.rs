@@ -11,6 +11,7 @@
 pub mod account;
 pub mod error;
 pub mod extract;
+pub mod rest;
 pub mod sessions;
 pub mod sign;
 

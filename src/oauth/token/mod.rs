@@ -48,3 +48,33 @@ async fn run(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<Response
         _ => Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
     }
 }
+
+/// The refresh-token grant for first-party clients outside `/token` (the `/auth/refresh`
+/// alias): the same client authentication and grant, restricted to clients declared
+/// `first_party`.
+pub async fn first_party_refresh(
+    state: &State,
+    headers: &HeaderMap,
+    p: &crate::http::params::Params,
+) -> Result<Response, Error> {
+    if !p.has("client_id") && !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Err(OAuthError::invalid_request(
+            "client_id is required (or set api_auth.client_id)",
+        )
+        .into());
+    }
+    let client = client_auth::authenticate(state, headers, p).await?.client;
+    if !client.metadata.first_party {
+        return Err(OAuthError::unauthorized_client(
+            "only first-party clients may use /auth/refresh; use the token endpoint",
+        )
+        .into());
+    }
+    if !client.metadata.allows_grant("refresh_token") {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use the refresh_token grant",
+        )
+        .into());
+    }
+    refresh_token::exchange(state, &client, p).await
+}

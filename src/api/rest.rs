@@ -1,0 +1,127 @@
+//! The seed's REST aliases under `/auth/*` (issue 3), mapped onto the `/api/auth/*`
+//! handlers so both doors behave identically: same bodies, status codes, error codes,
+//! cookies and `set-auth-token`. Only the resource-style routes (`/auth/me`,
+//! `/auth/sessions/{id}`) need small adapters; `/auth/refresh` is the refresh-token
+//! grant of the token endpoint for first-party clients, taking JSON.
+
+use axum::Router;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::{Authed, OriginChecked, Via};
+use super::{JsonBody, account, json_response, session_json, sessions, sign, user_json};
+use crate::app::State;
+use crate::http::{cookies, params::Params};
+use crate::store::sessions as store;
+
+/// The `/auth/*` routes.
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/auth/register", post(sign::sign_up_email))
+        .route("/auth/login", post(sign::sign_in_email))
+        .route("/auth/logout", post(sign::sign_out))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/me", get(me).patch(account::update_user))
+        .route("/auth/change-password", post(account::change_password))
+        .route(
+            "/auth/sessions",
+            get(sessions::list_sessions).delete(sessions::revoke_sessions),
+        )
+        .route(
+            "/auth/sessions/{id}",
+            get(session_by_id).delete(revoke_by_id),
+        )
+}
+
+/// `GET /auth/me` → 200 `User` (the user of the session), 401 `UNAUTHORIZED` without one.
+async fn me(a: Authed) -> Response {
+    json_response(user_json(&a.user))
+}
+
+/// The caller's own session `id` (its sid), or 404 `SESSION_NOT_FOUND`: another user's
+/// session is indistinguishable from one that does not exist.
+async fn own_session(state: &State, a: &Authed, id: &str) -> Result<store::Session, ApiError> {
+    match store::by_sid(&state.db, id).await? {
+        Some(s) if s.user_id == a.user.id && s.is_active(state.clock.now()) => Ok(s),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SESSION_NOT_FOUND",
+            "Session not found",
+        )),
+    }
+}
+
+/// `GET /auth/sessions/{id}` → 200 `Session`.
+async fn session_by_id(
+    AxState(state): AxState<State>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = own_session(&state, &a, &id).await?;
+    Ok(json_response(session_json(&s, None)))
+}
+
+/// `DELETE /auth/sessions/{id}` → 200 `{"status": true}`; the cookie is cleared when it
+/// was the caller's own cookie session.
+async fn revoke_by_id(
+    _: OriginChecked,
+    AxState(state): AxState<State>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = own_session(&state, &a, &id).await?;
+    store::revoke(&state.db, &s.sid, state.clock.now()).await?;
+    let mut r = json_response(json!({ "status": true }));
+    if s.sid == a.session.sid && a.via == Via::Cookie {
+        r.headers_mut().append(
+            axum::http::header::SET_COOKIE,
+            cookies::clear(&state.config, cookies::SESSION),
+        );
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    #[serde(alias = "refreshToken")]
+    refresh_token: String,
+    /// The first-party client the token was issued to; `api_auth.client_id` if absent.
+    #[serde(default, alias = "clientId")]
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `POST /auth/refresh {refresh_token, client_id?, scope?}`: the refresh-token grant
+/// (RFC 6749 §6) for first-party clients, as JSON. The answer is the token endpoint's
+/// (RFC 6749 §5.1 / §5.2), rotation and reuse detection included; a confidential client
+/// still authenticates (HTTP Basic), a public one only names itself. Third-party clients
+/// get `unauthorized_client`: they use `/token`.
+async fn refresh(
+    AxState(state): AxState<State>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<RefreshBody>,
+) -> Response {
+    let mut p = Params::default();
+    p.insert("grant_type", "refresh_token");
+    p.insert("refresh_token", &b.refresh_token);
+    // With HTTP Basic the header names the client; otherwise `api_auth.client_id` is
+    // the default first-party client.
+    let default_client = (!headers.contains_key(axum::http::header::AUTHORIZATION))
+        .then(|| state.config.api_auth.client_id.clone())
+        .flatten();
+    if let Some(c) = b.client_id.clone().or(default_client) {
+        p.insert("client_id", &c);
+    }
+    if let Some(s) = &b.scope {
+        p.insert("scope", s);
+    }
+    crate::oauth::token::first_party_refresh(&state, &headers, &p)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
