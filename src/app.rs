@@ -145,7 +145,6 @@ fn endpoints() -> Router<State> {
         .route("/static/klard.css", get(css))
         .route("/health", get(|| async { "ok" }))
         .merge(crate::api::router())
-        .merge(crate::api::rest::router())
         .merge(cross_origin_endpoints())
 }
 

@@ -75,7 +75,7 @@ pub async fn token(AxState(state): AxState<State>, a: Authed) -> Result<Response
     Ok(json_response(json!({ "token": access.jwt })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordBody {
     current_password: String,
@@ -148,7 +148,7 @@ pub async fn change_password(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct VerifyPasswordBody {
     password: String,
 }

@@ -11,17 +11,19 @@
 pub mod account;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod rest;
 pub mod sessions;
 pub mod sign;
+pub mod views;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State as AxState;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -29,26 +31,186 @@ use crate::app::State;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 use error::ApiError;
+use openapi::{Auth, Doc, Routes, Verb::*};
 
 /// The `/api/auth/*` routes. Every POST handler takes `extract::OriginChecked` first.
 pub fn router() -> Router<State> {
-    Router::new()
-        .route("/api/auth/sign-up/email", post(sign::sign_up_email))
-        .route("/api/auth/sign-in/email", post(sign::sign_in_email))
-        .route("/api/auth/sign-out", post(sign::sign_out))
-        .route("/api/auth/get-session", get(sessions::get_session))
-        .route("/api/auth/list-sessions", get(sessions::list_sessions))
-        .route("/api/auth/revoke-session", post(sessions::revoke_session))
-        .route("/api/auth/revoke-sessions", post(sessions::revoke_sessions))
-        .route(
-            "/api/auth/revoke-other-sessions",
-            post(sessions::revoke_other_sessions),
+    routes().merge(rest::routes()).router
+}
+
+/// Every documented route of `/api/auth/*` and `/auth/*` (the OpenAPI document).
+pub fn operations() -> Vec<openapi::Operation> {
+    routes().merge(rest::routes()).operations
+}
+
+fn routes() -> Routes {
+    use views::*;
+    const SIGN: &str = "sign-in";
+    const SESS: &str = "sessions";
+    const ACC: &str = "account";
+    Routes::new()
+        .add(
+            Post,
+            "/api/auth/sign-up/email",
+            sign::sign_up_email,
+            Doc::new(SIGN, "Create an account with email and password")
+                .body::<sign::SignUpBody>()
+                .ok::<SignUpResponse>()
+                .errors(&[
+                    "INVALID_EMAIL",
+                    "PASSWORD_TOO_SHORT",
+                    "PASSWORD_TOO_LONG",
+                    "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+                    "INVALID_CALLBACK_URL",
+                ]),
         )
-        .route("/api/auth/token", get(account::token))
-        .route("/api/auth/change-password", post(account::change_password))
-        .route("/api/auth/verify-password", post(account::verify_password))
-        .route("/api/auth/update-user", post(account::update_user))
-        .route("/api/auth/ok", get(ok))
+        .add(
+            Post,
+            "/api/auth/sign-in/email",
+            sign::sign_in_email,
+            Doc::new(SIGN, "Sign in with email and password")
+                .body::<sign::SignInBody>()
+                .ok::<SignInResponse>()
+                .errors(&[
+                    "INVALID_EMAIL_OR_PASSWORD",
+                    "INVALID_EMAIL",
+                    "INVALID_CALLBACK_URL",
+                ]),
+        )
+        .add(
+            Post,
+            "/api/auth/sign-out",
+            sign::sign_out,
+            Doc::new(SIGN, "Sign out: revoke this session and clear its cookie")
+                .ok::<SuccessResponse>()
+                .session(Auth::Required)
+                .errors(&["FAILED_TO_GET_SESSION"]),
+        )
+        .add(
+            Get,
+            "/api/auth/get-session",
+            sessions::get_session,
+            Doc::new(SESS, "The current session and its user, or null")
+                .ok::<Option<SessionResponse>>()
+                .session(Auth::Optional),
+        )
+        .add(
+            Get,
+            "/api/auth/list-sessions",
+            sessions::list_sessions,
+            Doc::new(SESS, "The user's active sessions")
+                .ok::<Vec<SessionView>>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Post,
+            "/api/auth/revoke-session",
+            sessions::revoke_session,
+            Doc::new(SESS, "Revoke one of the user's sessions (by token or id)")
+                .body::<sessions::RevokeBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Post,
+            "/api/auth/revoke-sessions",
+            sessions::revoke_sessions,
+            Doc::new(SESS, "Revoke every session of the user, this one included")
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Post,
+            "/api/auth/revoke-other-sessions",
+            sessions::revoke_other_sessions,
+            Doc::new(SESS, "Revoke every session of the user but this one")
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Get,
+            "/api/auth/token",
+            account::token,
+            Doc::new(
+                ACC,
+                "A JWT access token for the session's user (same claims and keys as /token)",
+            )
+            .ok::<JwtResponse>()
+            .session(Auth::Required)
+            .errors(&["UNAUTHORIZED", "JWT_NOT_CONFIGURED"]),
+        )
+        .elsewhere(
+            Get,
+            "/api/auth/jwks",
+            Doc::new(ACC, "The public signing keys (the issuer's JWKS)").ok::<JwkSet>(),
+        )
+        .add(
+            Post,
+            "/api/auth/change-password",
+            account::change_password,
+            Doc::new(ACC, "Change the password")
+                .body::<account::ChangePasswordBody>()
+                .ok::<SignUpResponse>()
+                .session(Auth::Required)
+                .errors(&[
+                    "INVALID_PASSWORD",
+                    "PASSWORD_TOO_SHORT",
+                    "PASSWORD_TOO_LONG",
+                    "CREDENTIAL_ACCOUNT_NOT_FOUND",
+                ]),
+        )
+        .add(
+            Post,
+            "/api/auth/verify-password",
+            account::verify_password,
+            Doc::new(ACC, "Check the user's password")
+                .body::<account::VerifyPasswordBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["INVALID_PASSWORD"]),
+        )
+        .add(
+            Post,
+            "/api/auth/update-user",
+            account::update_user,
+            Doc::new(ACC, "Update the profile (name, image)")
+                .body::<UpdateUserBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["EMAIL_CAN_NOT_BE_UPDATED", "NO_FIELDS_TO_UPDATE"]),
+        )
+        .add(
+            Get,
+            "/api/auth/ok",
+            ok,
+            Doc::new(ACC, "Liveness of the API").ok::<OkResponse>(),
+        )
+        .add(
+            Get,
+            "/api/auth/openapi.json",
+            openapi_json,
+            Doc::new(ACC, "This document").answers(200, "The OpenAPI 3.1 document"),
+        )
+}
+
+/// `GET /api/auth/openapi.json`: the OpenAPI 3.1 document of this API.
+async fn openapi_json(AxState(state): AxState<State>) -> Response {
+    let cookie = crate::http::cookies::name(&state.config, crate::http::cookies::SESSION);
+    let mut r = Json(openapi::document(
+        &operations(),
+        &state.config.issuer,
+        &cookie,
+    ))
+    .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
 }
 
 /// `GET /api/auth/ok` (ok.ts): `{"ok": true}`.
@@ -146,35 +308,14 @@ pub fn iso8601(t: i64) -> String {
     )
 }
 
-/// Better Auth's `User`: id, name, email, emailVerified, image, createdAt, updatedAt.
-/// `name` and `image` are the OIDC `name` and `picture` claims.
+/// Better Auth's `User` ([`views::UserView`]).
 pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "name": u.claims.get("name").and_then(Value::as_str).unwrap_or(""),
-        "email": u.email,
-        "emailVerified": u.email_verified,
-        "image": u.claims.get("picture").and_then(Value::as_str),
-        "createdAt": iso8601(u.created_at),
-        "updatedAt": iso8601(u.updated_at),
-    })
+    views::to_json(&views::UserView::of(u))
 }
 
-/// Better Auth's `Session`. `id` is our public `sid` (the one in ID tokens). `token` is
-/// the session token only when the caller presented it (`get-session`); in
-/// `list-sessions` it is the sid too, a handle `revoke-session` accepts, so the session
-/// credentials of other devices are never shown (we could not: only hashes are stored).
+/// Better Auth's `Session` ([`views::SessionView`]).
 pub fn session_json(s: &Session, token: Option<&str>) -> Value {
-    json!({
-        "id": s.sid,
-        "token": token.unwrap_or(&s.sid),
-        "userId": s.user_id,
-        "expiresAt": iso8601(s.expires_at),
-        "createdAt": iso8601(s.created_at),
-        "updatedAt": iso8601(s.last_seen),
-        "ipAddress": s.ip,
-        "userAgent": s.user_agent,
-    })
+    views::to_json(&views::SessionView::of(s, token))
 }
 
 #[cfg(test)]

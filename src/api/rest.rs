@@ -4,37 +4,128 @@
 //! `/auth/sessions/{id}`) need small adapters; `/auth/refresh` is the refresh-token
 //! grant of the token endpoint for first-party clients, taking JSON.
 
-use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Authed, OriginChecked, Via};
+use super::openapi::{Auth, Doc, Routes, Verb::*};
 use super::{JsonBody, account, json_response, session_json, sessions, sign, user_json};
 use crate::app::State;
 use crate::http::{cookies, params::Params};
 use crate::store::sessions as store;
 
 /// The `/auth/*` routes.
-pub fn router() -> Router<State> {
-    Router::new()
-        .route("/auth/register", post(sign::sign_up_email))
-        .route("/auth/login", post(sign::sign_in_email))
-        .route("/auth/logout", post(sign::sign_out))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/me", get(me).patch(account::update_user))
-        .route("/auth/change-password", post(account::change_password))
-        .route(
-            "/auth/sessions",
-            get(sessions::list_sessions).delete(sessions::revoke_sessions),
+pub fn routes() -> Routes {
+    use super::views::*;
+    const T: &str = "rest";
+    Routes::new()
+        .add(
+            Post,
+            "/auth/register",
+            sign::sign_up_email,
+            Doc::new(T, "= POST /api/auth/sign-up/email")
+                .body::<sign::SignUpBody>()
+                .ok::<SignUpResponse>(),
         )
-        .route(
+        .add(
+            Post,
+            "/auth/login",
+            sign::sign_in_email,
+            Doc::new(T, "= POST /api/auth/sign-in/email")
+                .body::<sign::SignInBody>()
+                .ok::<SignInResponse>()
+                .errors(&["INVALID_EMAIL_OR_PASSWORD"]),
+        )
+        .add(
+            Post,
+            "/auth/logout",
+            sign::sign_out,
+            Doc::new(T, "= POST /api/auth/sign-out")
+                .ok::<SuccessResponse>()
+                .session(Auth::Required),
+        )
+        .add(
+            Post,
+            "/auth/refresh",
+            refresh,
+            Doc::new(
+                T,
+                "The refresh-token grant (RFC 6749 §6) for first-party clients, as JSON",
+            )
+            .body::<RefreshBody>()
+            .ok::<OAuthTokenResponse>()
+            .oauth_errors()
+            .errors(&[
+                "invalid_grant",
+                "invalid_client",
+                "unauthorized_client",
+                "invalid_request",
+            ]),
+        )
+        .add(
+            Get,
+            "/auth/me",
+            me,
+            Doc::new(T, "The session's user")
+                .ok::<UserView>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Patch,
+            "/auth/me",
+            account::update_user,
+            Doc::new(T, "= POST /api/auth/update-user")
+                .body::<UpdateUserBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Required),
+        )
+        .add(
+            Post,
+            "/auth/change-password",
+            account::change_password,
+            Doc::new(T, "= POST /api/auth/change-password")
+                .body::<account::ChangePasswordBody>()
+                .ok::<SignUpResponse>()
+                .session(Auth::Required),
+        )
+        .add(
+            Get,
+            "/auth/sessions",
+            sessions::list_sessions,
+            Doc::new(T, "= GET /api/auth/list-sessions")
+                .ok::<Vec<SessionView>>()
+                .session(Auth::Required),
+        )
+        .add(
+            Delete,
+            "/auth/sessions",
+            sessions::revoke_sessions,
+            Doc::new(T, "= POST /api/auth/revoke-sessions")
+                .ok::<StatusResponse>()
+                .session(Auth::Required),
+        )
+        .add(
+            Get,
             "/auth/sessions/{id}",
-            get(session_by_id).delete(revoke_by_id),
+            session_by_id,
+            Doc::new(T, "One of the user's sessions")
+                .ok::<SessionView>()
+                .session(Auth::Required)
+                .errors(&["SESSION_NOT_FOUND"]),
+        )
+        .add(
+            Delete,
+            "/auth/sessions/{id}",
+            revoke_by_id,
+            Doc::new(T, "Revoke one of the user's sessions")
+                .ok::<StatusResponse>()
+                .session(Auth::Required)
+                .errors(&["SESSION_NOT_FOUND"]),
         )
 }
 
@@ -86,7 +177,7 @@ async fn revoke_by_id(
     Ok(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct RefreshBody {
     #[serde(alias = "refreshToken")]
     refresh_token: String,

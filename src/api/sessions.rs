@@ -40,7 +40,7 @@ pub async fn list_sessions(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct RevokeBody {
     token: String,
 }

@@ -20,7 +20,7 @@ use crate::ui::session as browser;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignUpBody {
     name: String,
@@ -32,7 +32,7 @@ pub struct SignUpBody {
     remember_me: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignInBody {
     email: String,

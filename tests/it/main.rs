@@ -7,6 +7,7 @@ mod support;
 
 mod api_account;
 mod api_auth;
+mod api_openapi;
 mod api_rest;
 mod authorize;
 mod backchannel;

@@ -1,0 +1,159 @@
+//! The JSON shapes `/api/auth/*` answers with (Better Auth's `User`, `Session` and the
+//! route results). Handlers serialise these types, and the OpenAPI document
+//! (`openapi.rs`) is generated from them, so the two cannot drift apart.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::iso8601;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+
+/// Better Auth's `User`. `name` and `image` are the OIDC `name` and `picture` claims.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// The OIDC `sub`.
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_at: String,
+}
+
+impl UserView {
+    pub fn of(u: &User) -> UserView {
+        let claim = |k: &str| u.claims.get(k).and_then(serde_json::Value::as_str);
+        UserView {
+            id: u.id.clone(),
+            name: claim("name").unwrap_or("").to_string(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            image: claim("picture").map(str::to_string),
+            created_at: iso8601(u.created_at),
+            updated_at: iso8601(u.updated_at),
+        }
+    }
+}
+
+/// Better Auth's `Session`. `id` is our public `sid` (the one in ID tokens).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: String,
+    /// The session token when the caller presented it (`get-session`); otherwise the
+    /// `id` again, a handle `revoke-session` accepts (other devices' credentials are
+    /// never shown: only their hashes are stored).
+    pub token: String,
+    pub user_id: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub expires_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_at: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionView {
+    pub fn of(s: &Session, token: Option<&str>) -> SessionView {
+        SessionView {
+            id: s.sid.clone(),
+            token: token.unwrap_or(&s.sid).to_string(),
+            user_id: s.user_id.clone(),
+            expires_at: iso8601(s.expires_at),
+            created_at: iso8601(s.created_at),
+            updated_at: iso8601(s.last_seen),
+            ip_address: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+        }
+    }
+}
+
+/// `sign-up/email`: `token` is null unless the user was signed in.
+#[derive(Serialize, JsonSchema)]
+pub struct SignUpResponse {
+    pub token: Option<String>,
+    pub user: UserView,
+}
+
+/// `sign-in/email`.
+#[derive(Serialize, JsonSchema)]
+pub struct SignInResponse {
+    /// Whether a `callbackURL` was given (then also in `url` and `Location`).
+    pub redirect: bool,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub user: UserView,
+}
+
+/// `get-session` (`null` without a session).
+#[derive(Serialize, JsonSchema)]
+pub struct SessionResponse {
+    pub session: SessionView,
+    pub user: UserView,
+}
+
+/// `{"status": true}`.
+#[derive(Serialize, JsonSchema)]
+pub struct StatusResponse {
+    pub status: bool,
+}
+
+/// `{"success": true}`.
+#[derive(Serialize, JsonSchema)]
+pub struct SuccessResponse {
+    pub success: bool,
+}
+
+/// `token` (the jwt plugin): a JWT access token of the core.
+#[derive(Serialize, JsonSchema)]
+pub struct JwtResponse {
+    pub token: String,
+}
+
+/// `ok`.
+#[derive(Serialize, JsonSchema)]
+pub struct OkResponse {
+    pub ok: bool,
+}
+
+/// `update-user` (documentation of the body `account::update_user` reads field by
+/// field, to tell a missing `image` from `image: null`).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct UpdateUserBody {
+    name: Option<String>,
+    /// A URL, or null to remove the picture.
+    image: Option<Option<String>>,
+}
+
+/// An RFC 6749 §5.1 token response (`/auth/refresh`).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct OAuthTokenResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: i64,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    scope: Option<String>,
+}
+
+/// The JWK Set (RFC 7517 §5).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct JwkSet {
+    keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Serialises a view; these types cannot fail to serialise.
+pub fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
