@@ -9,8 +9,11 @@
 //! in JSON.
 
 pub mod account;
+pub mod change_email;
+pub mod delete_user;
 pub mod error;
 pub mod extract;
+pub mod list_accounts;
 pub mod sessions;
 pub mod sign;
 
@@ -48,6 +51,12 @@ pub fn router() -> Router<State> {
         .route("/api/auth/verify-password", post(account::verify_password))
         .route("/api/auth/update-user", post(account::update_user))
         .route("/api/auth/ok", get(ok))
+        .route("/api/auth/change-email", post(change_email::change_email))
+        .route("/api/auth/change-email/confirm", get(change_email::confirm))
+        .route("/api/auth/change-email/revert", get(change_email::revert))
+        .route("/api/auth/delete-user", post(delete_user::delete_user))
+        .route("/api/auth/delete-user/callback", get(delete_user::callback))
+        .route("/api/auth/list-accounts", get(list_accounts::list_accounts))
 }
 
 /// `GET /api/auth/ok` (ok.ts): `{"ok": true}`.

@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod lifecycle;
 pub mod verifications;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
