@@ -80,7 +80,10 @@ pub async fn send_confirmation(
     let url = link(
         state,
         "/api/auth/delete-user/callback",
-        &[("token", &token), ("callbackURL", callback_url.unwrap_or(""))],
+        &[
+            ("token", &token),
+            ("callbackURL", callback_url.unwrap_or("")),
+        ],
     );
     let msg = account_templates::delete_account_confirm(
         &state.config.mail.branding,

@@ -137,8 +137,14 @@ fn endpoints() -> Router<State> {
         .route("/authorize/resume", get(oauth::authorize::resume))
         .route("/login", get(ui::login::show).post(ui::login::submit))
         .route("/consent", get(ui::consent::show).post(ui::consent::submit))
-        .route("/account/email", get(ui::account_email::show).post(ui::account_email::submit))
-        .route("/account/delete", get(ui::account_delete::show).post(ui::account_delete::submit))
+        .route(
+            "/account/email",
+            get(ui::account_email::show).post(ui::account_email::submit),
+        )
+        .route(
+            "/account/delete",
+            get(ui::account_delete::show).post(ui::account_delete::submit),
+        )
         .route(
             "/end_session",
             get(oidc::logout::get).post(oidc::logout::post),

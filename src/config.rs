@@ -682,7 +682,10 @@ fn validate_account_lifecycle(
 ) -> Result<(), ConfigError> {
     let week = 7 * 24 * 3600;
     if !(60..=week).contains(&e.token_ttl) {
-        return Err(invalid("email_change.token_ttl", "must be between 60 and 604800 seconds"));
+        return Err(invalid(
+            "email_change.token_ttl",
+            "must be between 60 and 604800 seconds",
+        ));
     }
     if !(3600..=365 * 24 * 3600).contains(&e.revert_window) {
         return Err(invalid(
@@ -703,7 +706,10 @@ fn validate_account_lifecycle(
         ));
     }
     if d.fresh_age < 0 {
-        return Err(invalid("account_deletion.fresh_age", "must not be negative"));
+        return Err(invalid(
+            "account_deletion.fresh_age",
+            "must not be negative",
+        ));
     }
     if !(1..=86_400).contains(&d.purge_interval) {
         return Err(invalid(

@@ -125,10 +125,12 @@ pub async fn request(
         let url = link(
             state,
             "/api/auth/change-email/confirm",
-            &[("token", &token), ("callbackURL", callback_url.unwrap_or(""))],
+            &[
+                ("token", &token),
+                ("callbackURL", callback_url.unwrap_or("")),
+            ],
         );
-        account_templates::change_email_verify(b, &new_email, locale, &url)
-            .map_err(render_error)?
+        account_templates::change_email_verify(b, &new_email, locale, &url).map_err(render_error)?
     };
     mail::enqueue(&state.db, &msg, now).await?;
     Ok(())
@@ -153,7 +155,11 @@ fn refused(r: SwitchRefused) -> LinkError {
 /// session (all but `keep_sid`, the browser that opened the link) and every token
 /// family is revoked, and the old address is mailed the revert link. All in one
 /// transaction; a taken address leaves everything as it was.
-pub async fn confirm(state: &State, token: &str, keep_sid: Option<&str>) -> Result<User, LinkError> {
+pub async fn confirm(
+    state: &State,
+    token: &str,
+    keep_sid: Option<&str>,
+) -> Result<User, LinkError> {
     let now = state.clock.now();
     let v = verifications::peek(&state.db, Purpose::ChangeEmail, token, now)
         .await?

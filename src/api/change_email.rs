@@ -70,9 +70,9 @@ pub async fn change_email(
 
 #[derive(Deserialize)]
 pub struct LinkQuery {
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     #[serde(rename = "callbackURL")]
-    callback_url: Option<String>,
+    pub(crate) callback_url: Option<String>,
 }
 
 pub(crate) fn link_error(e: LinkError) -> ApiError {
@@ -149,7 +149,9 @@ pub(crate) fn link_answer(
             code,
             "This link did not work",
             &message,
-            Some("Links from our emails work once and for a limited time. Start again from your account page if you still want to make the change."),
+            Some(
+                "Links from our emails work once and for a limited time. Start again from your account page if you still want to make the change.",
+            ),
         ),
         Err(e) => e.into_response(),
     }
@@ -177,7 +179,9 @@ pub async fn confirm(
     let r = async {
         let token = token_of(&q)?;
         // The browser that opened the link keeps its session when others are revoked.
-        let keep = extract::authed(&state, &headers).await?.map(|a| a.session.sid);
+        let keep = extract::authed(&state, &headers)
+            .await?
+            .map(|a| a.session.sid);
         let user = email_change::confirm(&state, token, keep.as_deref())
             .await
             .map_err(link_error)?;

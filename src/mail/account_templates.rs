@@ -35,14 +35,16 @@ struct Html<'a> {
 #[template(path = "mail/account.txt")]
 struct Text<'a> {
     b: &'a BrandingConfig,
-    lang: &'a str,
     c: &'a Copy,
 }
 
 impl Copy {
     fn new(loc: Locale, subject: String, heading: &str, paragraphs: Vec<String>) -> Copy {
         let (link_hint, support) = match loc {
-            Locale::En => ("If the button does not work, open this link:", "Questions? Write to"),
+            Locale::En => (
+                "If the button does not work, open this link:",
+                "Questions? Write to",
+            ),
             Locale::De => (
                 "Falls die Schaltfläche nicht funktioniert, öffnen Sie diesen Link:",
                 "Fragen? Schreiben Sie an",
@@ -76,7 +78,7 @@ impl Copy {
         Ok(Message {
             to: to.to_string(),
             html: Html { b, lang, c: &self }.render()?,
-            text: Text { b, lang, c: &self }.render()?,
+            text: Text { b, c: &self }.render()?,
             subject: self.subject,
             locale: lang.to_string(),
         })
@@ -303,8 +305,8 @@ mod tests {
     fn both_parts_in_both_locales() {
         let b = BrandingConfig::default();
         let link = "https://auth.example.com/x?token=a&b=1";
-        let en = email_changed(&b, "old@example.com", "en", "new@example.com", link, 0)
-            .expect("render");
+        let en =
+            email_changed(&b, "old@example.com", "en", "new@example.com", link, 0).expect("render");
         assert_eq!(en.locale, "en");
         assert!(en.text.contains(link), "{}", en.text);
         assert!(en.text.contains("1970-01-01 00:00 UTC"), "{}", en.text);

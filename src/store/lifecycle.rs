@@ -241,8 +241,13 @@ pub async fn deletion_schedule(db: &Db, user_id: &str) -> Result<Option<(i64, i6
     .bind(user_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| Ok((r.try_get("deletion_requested_at")?, r.try_get("deletion_due_at")?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("deletion_requested_at")?,
+            r.try_get("deletion_due_at")?,
+        ))
+    })
+    .transpose()
 }
 
 /// Schedules the deletion of the user for `due_at`, revokes their sessions and tokens
@@ -441,10 +446,11 @@ pub struct DeletionRecord {
 }
 
 pub async fn deletion_record(db: &Db, sub: &str) -> Result<Option<DeletionRecord>, sqlx::Error> {
-    let row = sqlx::query("SELECT sub, requested_at, deleted_at FROM account_deletions WHERE sub = $1")
-        .bind(sub)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT sub, requested_at, deleted_at FROM account_deletions WHERE sub = $1")
+            .bind(sub)
+            .fetch_optional(&db.pool)
+            .await?;
     row.map(|r| {
         Ok(DeletionRecord {
             sub: r.try_get("sub")?,

@@ -5,11 +5,11 @@
 pub mod clients;
 pub mod grants;
 pub mod keys;
+pub mod lifecycle;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
-pub mod lifecycle;
 pub mod verifications;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -46,7 +46,13 @@ fn disabled(state: &State) -> Response {
     )
 }
 
-fn form(state: &State, headers: &HeaderMap, s: &Session, u: &User, error: Option<&str>) -> Response {
+fn form(
+    state: &State,
+    headers: &HeaderMap,
+    s: &Session,
+    u: &User,
+    error: Option<&str>,
+) -> Response {
     let (bid, cookie) = browser::browser_id(state, headers);
     let csrf = browser::csrf_token(state, CSRF_PURPOSE, &s.sid, &bid);
     let base = state.config.issuer_path();
@@ -156,7 +162,9 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         None => return Ok(csrf_failed(state)),
     };
     let mut r = account_result::page(state, StatusCode::OK, code, title, message, None);
-    r.headers_mut()
-        .append(header::SET_COOKIE, cookies::clear(&state.config, cookies::SESSION));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::clear(&state.config, cookies::SESSION),
+    );
     Ok(r)
 }
