@@ -4,6 +4,7 @@
 //! links only ever arrive by mail, so no client calls them). The work is done by
 //! `crate::email_change`; this is the door.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -157,6 +158,16 @@ pub(crate) fn link_answer(
     }
 }
 
+/// The link's query; one that does not parse (a repeated parameter, say) is an invalid
+/// link, answered as JSON like every other error of the API.
+pub(crate) fn link_query(
+    q: Result<Query<LinkQuery>, QueryRejection>,
+) -> Result<LinkQuery, Response> {
+    q.map(|Query(q)| q).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_TOKEN", "Invalid token").into_response()
+    })
+}
+
 fn token_of(q: &LinkQuery) -> Result<&str, ApiError> {
     q.token
         .as_deref()
@@ -171,8 +182,12 @@ fn token_of(q: &LinkQuery) -> Result<&str, ApiError> {
 pub async fn confirm(
     AxState(state): AxState<State>,
     headers: HeaderMap,
-    Query(q): Query<LinkQuery>,
+    q: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Response {
+    let q = match link_query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     if let Err(e) = extract::check_callback_url(&state, q.callback_url.as_deref()) {
         return e.into_response();
     }
@@ -202,8 +217,12 @@ pub async fn confirm(
 pub async fn revert(
     AxState(state): AxState<State>,
     headers: HeaderMap,
-    Query(q): Query<LinkQuery>,
+    q: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Response {
+    let q = match link_query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let r = async {
         let token = token_of(&q)?;
         email_change::revert(&state, token)

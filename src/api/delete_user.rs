@@ -2,13 +2,14 @@
 //! `routes/update-user.ts` `deleteUser`, `deleteUserCallback`). The work is done by
 //! `crate::account_deletion`; this is the door.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::change_email::{Done, LinkQuery, link_answer};
+use super::change_email::{Done, LinkQuery, link_answer, link_query};
 use super::error::ApiError;
 use super::extract::{self, Authed, OriginChecked, Via};
 use super::{JsonBody, json_response};
@@ -143,11 +144,15 @@ fn outcome_json(o: Outcome) -> Response {
 pub async fn callback(
     AxState(state): AxState<State>,
     headers: HeaderMap,
-    Query(q): Query<LinkQuery>,
+    q: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Response {
     if !state.config.account_deletion.enabled {
         return disabled().into_response();
     }
+    let q = match link_query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     if let Err(e) = extract::check_callback_url(&state, q.callback_url.as_deref()) {
         return e.into_response();
     }

@@ -358,7 +358,7 @@ pub enum Purged {
 }
 
 /// Removes the account and its personal data in one transaction (GDPR art. 17): the
-/// user row, sessions, grants, authorization codes, token families with their refresh
+/// user row, sessions and their paused authorization requests, grants, authorization codes, token families with their refresh
 /// tokens, access-token records, mailed tokens and every outbox message to the
 /// account's addresses; then records the deletion by `sub` and times only.
 pub async fn purge(db: &Db, p: &Purge<'_>, now: i64) -> Result<Purged, sqlx::Error> {
@@ -387,6 +387,8 @@ pub async fn purge(db: &Db, p: &Purge<'_>, now: i64) -> Result<Purged, sqlx::Err
             .await?;
     }
     for sql in [
+        // Paused authorization requests of its sessions carry login hints.
+        "DELETE FROM interactions WHERE session_sid IN (SELECT sid FROM sessions WHERE user_id = $1)",
         "DELETE FROM auth_codes WHERE user_id = $1",
         "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM token_families WHERE user_id = $1)",
         "DELETE FROM token_families WHERE user_id = $1",

@@ -148,6 +148,13 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         ));
     }
     let outcome = account_deletion::delete_or_schedule(state, &u, &locale, None).await?;
+    let date = match outcome {
+        Some(Outcome::Scheduled(due)) => Some(format!(
+            "Deletion date: {}.",
+            crate::mail::account_templates::when(due)
+        )),
+        _ => None,
+    };
     let (code, title, message) = match outcome {
         Some(Outcome::Deleted) => (
             "deleted",
@@ -161,7 +168,7 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         ),
         None => return Ok(csrf_failed(state)),
     };
-    let mut r = account_result::page(state, StatusCode::OK, code, title, message, None);
+    let mut r = account_result::page(state, StatusCode::OK, code, title, message, date.as_deref());
     r.headers_mut().append(
         header::SET_COOKIE,
         cookies::clear(&state.config, cookies::SESSION),

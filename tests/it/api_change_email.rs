@@ -531,6 +531,27 @@ async fn change_links_fail_cleanly(db: Db) {
         "INVALID_TOKEN",
     );
     assert_eq!(email_of(&server, &user.id).await.email, EMAIL);
+    // A repeated parameter is a bad link, answered as JSON too.
+    assert_error(
+        &get(
+            &server,
+            "/api/auth/change-email/confirm?token=a&token=b",
+            None,
+        )
+        .await,
+        400,
+        "INVALID_TOKEN",
+    );
+    assert_error(
+        &get(
+            &server,
+            "/api/auth/delete-user/callback?token=a&token=b",
+            None,
+        )
+        .await,
+        400,
+        "INVALID_TOKEN",
+    );
     // A foreign callbackURL is refused before the token is looked at.
     let got = get(
         &server,

@@ -88,6 +88,8 @@ async fn delete_with_password_removes_everything(db: Db) {
     assert!(introspect_active(&server, web, &rt).await);
     assert_eq!(get(&server, "/userinfo", Some(&at)).await.0, StatusCode::OK);
 
+    let interactions = "SELECT COUNT(*) FROM interactions WHERE session_sid <> $1";
+    assert_eq!(count(&server, interactions, "").await, 1);
     // Wrong password, no session, an oversized password: nothing happens.
     let path = "/api/auth/delete-user";
     assert_error(
@@ -134,6 +136,16 @@ async fn delete_with_password_removes_everything(db: Db) {
         )
     );
     assert_eq!(rows_of(&server, &user.id).await, vec![]);
+    // The paused authorization request of its login (which carried its address) too.
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM interactions WHERE session_sid <> $1",
+            ""
+        )
+        .await,
+        0
+    );
     // Sign-in fails like for any unknown address; every token is dead.
     assert_eq!(
         sign_in(&server, EMAIL).await.err(),
@@ -616,12 +628,9 @@ async fn hosted_delete_page(db: Db) {
     ])
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.text()
-            .await
-            .expect("html")
-            .contains("Account deletion scheduled")
-    );
+    let html = r.text().await.expect("html");
+    assert!(html.contains("Account deletion scheduled"), "{html}");
+    assert!(html.contains("Deletion date: "), "{html}");
     assert!(
         lifecycle::deletion_schedule(&server.state.db, &user.id)
             .await
