@@ -861,4 +861,46 @@ mod tests {
         let e = Config::from_toml("[api_auth]\nunknown = 1").expect_err("unknown field");
         assert!(e.to_string().contains("unknown"), "{e}");
     }
+
+    #[test]
+    fn account_lifecycle_defaults_and_bad_values() {
+        let c = Config::from_toml("").expect("defaults");
+        assert!(c.email_change.enabled && !c.email_change.revoke_sessions);
+        assert_eq!(c.email_change.revert_window, 7 * 24 * 3600);
+        assert_eq!(c.account_deletion.grace_period, 0);
+        assert_eq!(c.account_deletion.fresh_age, 86_400);
+        let ok = Config::from_toml(
+            "[account_deletion]\ngrace_period = 2592000\nsend_verification = true",
+        )
+        .expect("valid");
+        assert_eq!(ok.account_deletion.grace_period, 30 * 24 * 3600);
+        for (toml, field) in [
+            ("[email_change]\ntoken_ttl = 0", "email_change.token_ttl"),
+            (
+                "[email_change]\nrevert_window = 10",
+                "email_change.revert_window",
+            ),
+            (
+                "[account_deletion]\ngrace_period = -1",
+                "account_deletion.grace_period",
+            ),
+            (
+                "[account_deletion]\ntoken_ttl = 1",
+                "account_deletion.token_ttl",
+            ),
+            (
+                "[account_deletion]\nfresh_age = -5",
+                "account_deletion.fresh_age",
+            ),
+            (
+                "[account_deletion]\npurge_interval = 0",
+                "account_deletion.purge_interval",
+            ),
+        ] {
+            let e = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let e = Config::from_toml("[email_change]\nunknown = 1").expect_err("unknown field");
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
 }
