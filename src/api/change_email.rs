@@ -133,6 +133,11 @@ pub(crate) fn link_answer(
         }
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The link's URL carries its token: never hand it on as a Referer.
+        resp.headers_mut().insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
         return resp;
     }
     match r {

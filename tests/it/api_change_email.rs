@@ -220,6 +220,7 @@ async fn change_confirm_and_revert(db: Db) {
     let r = server.http().get(&confirm).send().await.expect("confirm");
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()["location"], "/welcome");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
     let changed = email_of(&server, &user.id).await;
     assert_eq!(changed.email, NEW_EMAIL);
     assert!(changed.email_verified);
