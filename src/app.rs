@@ -138,6 +138,14 @@ fn endpoints() -> Router<State> {
         .route("/login", get(ui::login::show).post(ui::login::submit))
         .route("/consent", get(ui::consent::show).post(ui::consent::submit))
         .route(
+            "/account/email",
+            get(ui::account_email::show).post(ui::account_email::submit),
+        )
+        .route(
+            "/account/delete",
+            get(ui::account_delete::show).post(ui::account_delete::submit),
+        )
+        .route(
             "/end_session",
             get(oidc::logout::get).post(oidc::logout::post),
         )
@@ -295,6 +303,7 @@ pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Runn
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     crate::mail::spawn_worker(state.clone());
+    crate::account_deletion::spawn_purger(state.clone());
     let task = match &state.config.tls {
         Some(tls) => {
             let rustls = crate::tls::load(tls).await.map_err(StartError::Tls)?;

@@ -55,6 +55,10 @@ pub struct Config {
     pub mail: MailConfig,
     /// The Better-Auth-compatible `/api/auth/*` JSON API.
     pub api_auth: ApiAuthConfig,
+    /// Changing the account's email address (`/api/auth/change-email`, `/account/email`).
+    pub email_change: EmailChangeConfig,
+    /// Deleting the account (`/api/auth/delete-user`, `/account/delete`).
+    pub account_deletion: AccountDeletionConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -364,6 +368,8 @@ impl Default for Config {
             resources: Vec::new(),
             mail: MailConfig::default(),
             api_auth: ApiAuthConfig::default(),
+            email_change: EmailChangeConfig::default(),
+            account_deletion: AccountDeletionConfig::default(),
         }
     }
 }
@@ -556,6 +562,7 @@ impl Config {
             }
         }
         validate_mail(&self.mail)?;
+        validate_account_lifecycle(&self.email_change, &self.account_deletion)?;
         for o in &self.api_auth.trusted_origins {
             let ok = Url::parse(o).is_ok_and(|u| {
                 (u.scheme() == "https" || u.scheme() == "http")
@@ -608,6 +615,109 @@ impl Config {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailChangeConfig {
+    /// Whether users may change their email address.
+    pub enabled: bool,
+    /// Seconds the confirmation link mailed to the new address stays valid.
+    pub token_ttl: i64,
+    /// Seconds during which the link mailed to the old address can undo the change.
+    pub revert_window: i64,
+    /// On a confirmed change, revoke the user's other sessions and every refresh-token
+    /// family (and the access tokens they issued).
+    pub revoke_sessions: bool,
+}
+
+impl Default for EmailChangeConfig {
+    fn default() -> Self {
+        EmailChangeConfig {
+            enabled: true,
+            token_ttl: 3600,
+            revert_window: 7 * 24 * 3600,
+            revoke_sessions: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountDeletionConfig {
+    /// Whether users may delete their account.
+    pub enabled: bool,
+    /// Seconds between the request and the removal of the account's data; a sign-in
+    /// meanwhile cancels it. 0 deletes at once.
+    pub grace_period: i64,
+    /// Seconds the mailed deletion link stays valid.
+    pub token_ttl: i64,
+    /// Better Auth's `freshAge`: a session younger than this many seconds may delete the
+    /// account without the password.
+    pub fresh_age: i64,
+    /// Confirm every deletion only through a link mailed to the account's address
+    /// (Better Auth's `sendDeleteAccountVerification`).
+    pub send_verification: bool,
+    /// Seconds between two runs of the task that removes accounts whose grace period
+    /// is over.
+    pub purge_interval: u64,
+}
+
+impl Default for AccountDeletionConfig {
+    fn default() -> Self {
+        AccountDeletionConfig {
+            enabled: true,
+            grace_period: 0,
+            token_ttl: 3600,
+            fresh_age: 86_400,
+            send_verification: false,
+            purge_interval: 3600,
+        }
+    }
+}
+
+fn validate_account_lifecycle(
+    e: &EmailChangeConfig,
+    d: &AccountDeletionConfig,
+) -> Result<(), ConfigError> {
+    let week = 7 * 24 * 3600;
+    if !(60..=week).contains(&e.token_ttl) {
+        return Err(invalid(
+            "email_change.token_ttl",
+            "must be between 60 and 604800 seconds",
+        ));
+    }
+    if !(3600..=365 * 24 * 3600).contains(&e.revert_window) {
+        return Err(invalid(
+            "email_change.revert_window",
+            "must be between 3600 seconds and a year",
+        ));
+    }
+    if !(0..=365 * 24 * 3600).contains(&d.grace_period) {
+        return Err(invalid(
+            "account_deletion.grace_period",
+            "must be between 0 and a year (in seconds)",
+        ));
+    }
+    if !(60..=week).contains(&d.token_ttl) {
+        return Err(invalid(
+            "account_deletion.token_ttl",
+            "must be between 60 and 604800 seconds",
+        ));
+    }
+    if d.fresh_age < 0 {
+        return Err(invalid(
+            "account_deletion.fresh_age",
+            "must not be negative",
+        ));
+    }
+    if !(1..=86_400).contains(&d.purge_interval) {
+        return Err(invalid(
+            "account_deletion.purge_interval",
+            "must be between 1 and 86400 seconds",
+        ));
+    }
+    Ok(())
 }
 
 fn check_typ(field: &str, typ: &str) -> Result<(), ConfigError> {
@@ -749,6 +859,48 @@ mod tests {
             assert!(e.contains("api_auth.trusted_origins"), "{e}");
         }
         let e = Config::from_toml("[api_auth]\nunknown = 1").expect_err("unknown field");
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn account_lifecycle_defaults_and_bad_values() {
+        let c = Config::from_toml("").expect("defaults");
+        assert!(c.email_change.enabled && !c.email_change.revoke_sessions);
+        assert_eq!(c.email_change.revert_window, 7 * 24 * 3600);
+        assert_eq!(c.account_deletion.grace_period, 0);
+        assert_eq!(c.account_deletion.fresh_age, 86_400);
+        let ok = Config::from_toml(
+            "[account_deletion]\ngrace_period = 2592000\nsend_verification = true",
+        )
+        .expect("valid");
+        assert_eq!(ok.account_deletion.grace_period, 30 * 24 * 3600);
+        for (toml, field) in [
+            ("[email_change]\ntoken_ttl = 0", "email_change.token_ttl"),
+            (
+                "[email_change]\nrevert_window = 10",
+                "email_change.revert_window",
+            ),
+            (
+                "[account_deletion]\ngrace_period = -1",
+                "account_deletion.grace_period",
+            ),
+            (
+                "[account_deletion]\ntoken_ttl = 1",
+                "account_deletion.token_ttl",
+            ),
+            (
+                "[account_deletion]\nfresh_age = -5",
+                "account_deletion.fresh_age",
+            ),
+            (
+                "[account_deletion]\npurge_interval = 0",
+                "account_deletion.purge_interval",
+            ),
+        ] {
+            let e = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let e = Config::from_toml("[email_change]\nunknown = 1").expect_err("unknown field");
         assert!(e.to_string().contains("unknown"), "{e}");
     }
 }

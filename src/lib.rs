@@ -7,6 +7,7 @@
 // a redirect is the answer); boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod account_deletion;
 pub mod accounts;
 pub mod api;
 pub mod app;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod email_change;
 pub mod error;
 pub mod http;
 pub mod jose;

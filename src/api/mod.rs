@@ -9,8 +9,11 @@
 //! in JSON.
 
 pub mod account;
+pub mod change_email;
+pub mod delete_user;
 pub mod error;
 pub mod extract;
+pub mod list_accounts;
 pub mod openapi;
 pub mod rest;
 pub mod sessions;
@@ -182,6 +185,85 @@ fn routes() -> Routes {
                 .ok::<StatusResponse>()
                 .session(Auth::Required)
                 .errors(&["EMAIL_CAN_NOT_BE_UPDATED", "NO_FIELDS_TO_UPDATE"]),
+        )
+        .add(
+            Post,
+            "/api/auth/change-email",
+            change_email::change_email,
+            Doc::new(
+                ACC,
+                "Change the email address: the new one is verified by a mailed link first",
+            )
+            .body::<change_email::ChangeEmailBody>()
+            .ok::<StatusResponse>()
+            .session(Auth::Required)
+            .errors(&[
+                "EMAIL_IS_THE_SAME",
+                "INVALID_EMAIL",
+                "INVALID_CALLBACK_URL",
+                "CHANGE_EMAIL_DISABLED",
+            ]),
+        )
+        .add(
+            Get,
+            "/api/auth/change-email/confirm",
+            change_email::confirm,
+            Doc::new(ACC, "The mailed link that switches to the new address")
+                .query::<change_email::LinkQuery>()
+                .ok::<StatusResponse>()
+                .answers(
+                    200,
+                    "JSON `{status: true}`, a page for browsers, or 302 to callbackURL",
+                )
+                .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED", "EMAIL_ALREADY_IN_USE"]),
+        )
+        .add(
+            Get,
+            "/api/auth/change-email/revert",
+            change_email::revert,
+            Doc::new(
+                ACC,
+                "The link mailed to the old address: undo the change, sign out everywhere",
+            )
+            .query::<change_email::LinkQuery>()
+            .ok::<StatusResponse>()
+            .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED", "EMAIL_ALREADY_IN_USE"]),
+        )
+        .add(
+            Post,
+            "/api/auth/delete-user",
+            delete_user::delete_user,
+            Doc::new(
+                ACC,
+                "Delete the account (password, fresh session or mailed link)",
+            )
+            .body::<delete_user::DeleteUserBody>()
+            .ok::<DeleteUserResponse>()
+            .session(Auth::Required)
+            .errors(&[
+                "INVALID_PASSWORD",
+                "SESSION_EXPIRED",
+                "INVALID_TOKEN",
+                "DELETE_USER_DISABLED",
+            ]),
+        )
+        .add(
+            Get,
+            "/api/auth/delete-user/callback",
+            delete_user::callback,
+            Doc::new(ACC, "The mailed deletion link")
+                .query::<change_email::LinkQuery>()
+                .ok::<DeleteUserResponse>()
+                .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED", "DELETE_USER_DISABLED"]),
+        )
+        .add(
+            Get,
+            "/api/auth/list-accounts",
+            list_accounts::list_accounts,
+            Doc::new(ACC, "The user's linked accounts (the credential account)")
+                .ok::<Vec<AccountView>>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED"]),
         )
         .add(
             Get,

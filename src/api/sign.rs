@@ -44,7 +44,7 @@ pub struct SignInBody {
 
 /// Better Auth validates with zod's `z.email()`; this is the same idea, loosely: one `@`,
 /// a non-empty local part, a dotted domain, no spaces, at most 254 characters.
-fn check_email(email: &str) -> Result<(), ApiError> {
+pub(crate) fn check_email(email: &str) -> Result<(), ApiError> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -238,6 +238,7 @@ pub async fn sign_in_email(
         (true, Some(u)) => u,
         _ => return Err(ApiError::invalid_email_or_password()),
     };
+    crate::account_deletion::cancel_on_sign_in(&state, &user).await?;
     // As on the login page, a new login through the cookie replaces that browser's
     // previous session instead of leaving it orphaned.
     if let Some(old) = extract::authed(&state, &headers).await?

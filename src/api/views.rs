@@ -153,6 +153,35 @@ pub struct JwkSet {
     keys: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// `list-accounts` (Better Auth's `Account` without secrets).
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AccountView {
+    id: String,
+    /// `credential` for the email + password account.
+    provider_id: String,
+    account_id: String,
+    user_id: String,
+    scopes: Vec<String>,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    updated_at: String,
+}
+
+/// `delete-user`: `message` is "User deleted", "Verification email sent" or "User
+/// deletion scheduled" (then with `deletionDate`).
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct DeleteUserResponse {
+    success: bool,
+    message: String,
+    #[schemars(extend("format" = "date-time"))]
+    deletion_date: Option<String>,
+}
+
 /// Serialises a view; these types cannot fail to serialise.
 pub fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)

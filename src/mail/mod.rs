@@ -7,6 +7,7 @@
 //! through the configured [`transport`], and marks them sent, or records the error and
 //! retries with exponential backoff until `mail.max_attempts`, then marks them failed.
 
+pub mod account_templates;
 pub mod templates;
 pub mod transport;
 

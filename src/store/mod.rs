@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod grants;
 pub mod keys;
+pub mod lifecycle;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;

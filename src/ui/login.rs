@@ -136,6 +136,7 @@ async fn submit_inner(
             ));
         }
     };
+    crate::account_deletion::cancel_on_sign_in(state, &user).await?;
     // A new login replaces the browser's previous session.
     if let Some((old, _)) = browser::current(state, headers).await? {
         sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;

@@ -7,6 +7,8 @@ mod support;
 
 mod api_account;
 mod api_auth;
+mod api_change_email;
+mod api_delete_user;
 mod api_openapi;
 mod api_rest;
 mod authorize;
