@@ -127,10 +127,26 @@ pub struct KeysConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Absolute lifetime of a login session in seconds.
+    /// Absolute lifetime of a login session in seconds (activity never extends it).
     pub ttl: i64,
     /// Lifetime of a paused authorization request (login/consent interaction).
     pub interaction_ttl: i64,
+    /// The absolute lifetime under its explicit name; when set it replaces `ttl`.
+    pub absolute_ttl: Option<i64>,
+    /// Seconds without use after which a session is inactive everywhere; 0 = no idle
+    /// timeout. Use renews the window (sliding), up to the absolute lifetime.
+    pub idle_timeout: i64,
+    /// Better Auth's `updateAge`: a session used more than this many seconds after its
+    /// last renewal is renewed (`last_seen` written, idle window moved). Bounds the
+    /// writes to one per session per `update_age`.
+    pub update_age: i64,
+}
+
+impl SessionConfig {
+    /// The absolute lifetime: `absolute_ttl` if set, else `ttl`.
+    pub fn absolute(&self) -> i64 {
+        self.absolute_ttl.unwrap_or(self.ttl)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -399,6 +415,9 @@ impl Default for SessionConfig {
         SessionConfig {
             ttl: 14 * 24 * 3600,
             interaction_ttl: 3600,
+            absolute_ttl: None,
+            idle_timeout: 7 * 24 * 3600,
+            update_age: 24 * 3600,
         }
     }
 }
@@ -528,6 +547,7 @@ impl Config {
             ));
         }
         check_typ("tokens.access_token_typ", &t.access_token_typ)?;
+        validate_session(&self.session)?;
         if self.keys.rotation_grace < 0 || self.keys.publish_ahead < 0 {
             return Err(invalid("keys", "durations must not be negative"));
         }
@@ -616,6 +636,36 @@ fn check_typ(field: &str, typ: &str) -> Result<(), ConfigError> {
     } else {
         Err(invalid(field, "must be \"JWT\" or \"at+jwt\""))
     }
+}
+
+fn validate_session(s: &SessionConfig) -> Result<(), ConfigError> {
+    if s.absolute_ttl.is_some_and(|v| v <= 0) {
+        return Err(invalid(
+            "session.absolute_ttl",
+            "must be a positive number of seconds",
+        ));
+    }
+    if s.idle_timeout < 0 {
+        return Err(invalid(
+            "session.idle_timeout",
+            "must be 0 (none) or a positive number of seconds",
+        ));
+    }
+    if s.update_age < 0 {
+        return Err(invalid(
+            "session.update_age",
+            "must not be a negative number of seconds",
+        ));
+    }
+    // Renewals that come less often than the idle window would let a session in use
+    // time out.
+    if s.idle_timeout > 0 && s.update_age >= s.idle_timeout {
+        return Err(invalid(
+            "session.update_age",
+            "must be shorter than session.idle_timeout",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_mail(m: &MailConfig) -> Result<(), ConfigError> {

@@ -9,7 +9,9 @@
 //! in JSON.
 
 pub mod account;
+pub mod cors;
 pub mod error;
+pub mod error_page;
 pub mod extract;
 pub mod sessions;
 pub mod sign;
@@ -48,6 +50,8 @@ pub fn router() -> Router<State> {
         .route("/api/auth/verify-password", post(account::verify_password))
         .route("/api/auth/update-user", post(account::update_user))
         .route("/api/auth/ok", get(ok))
+        .route("/api/auth/update-session", post(sessions::update_session))
+        .route("/api/auth/error", get(error_page::show))
 }
 
 /// `GET /api/auth/ok` (ok.ts): `{"ok": true}`.
@@ -163,7 +167,16 @@ pub fn user_json(u: &User) -> Value {
 /// the session token only when the caller presented it (`get-session`); in
 /// `list-sessions` it is the sid too, a handle `revoke-session` accepts, so the session
 /// credentials of other devices are never shown (we could not: only hashes are stored).
+///
+/// Beyond Better Auth's fields: `browser` and `os` (`{name, version}` parsed from the
+/// user agent, or null), `deviceName` (set by `update-session`), `lastActiveAt` (the
+/// last renewal, so accurate to `session.update_age`) and `current` (the caller's own
+/// session: true here when the caller presented its token; `list-sessions` sets it).
 pub fn session_json(s: &Session, token: Option<&str>) -> Value {
+    let device = crate::http::user_agent::parse(s.user_agent.as_deref().unwrap_or(""));
+    let named = |n: Option<crate::http::user_agent::Named>| {
+        n.map(|n| json!({ "name": n.name, "version": n.version }))
+    };
     json!({
         "id": s.sid,
         "token": token.unwrap_or(&s.sid),
@@ -173,6 +186,11 @@ pub fn session_json(s: &Session, token: Option<&str>) -> Value {
         "updatedAt": iso8601(s.last_seen),
         "ipAddress": s.ip,
         "userAgent": s.user_agent,
+        "browser": named(device.browser),
+        "os": named(device.os),
+        "deviceName": s.name,
+        "lastActiveAt": iso8601(s.last_seen),
+        "current": token.is_some(),
     })
 }
 

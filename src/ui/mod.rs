@@ -1,5 +1,7 @@
 //! The hosted pages: login and consent resume a paused authorization request.
 
+pub mod account;
+pub mod account_login;
 pub mod consent;
 pub mod login;
 pub mod session;

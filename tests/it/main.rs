@@ -5,8 +5,10 @@
 #[macro_use]
 mod support;
 
+mod account_page;
 mod api_account;
 mod api_auth;
+mod api_sessions;
 mod authorize;
 mod backchannel;
 mod cli;
