@@ -30,8 +30,9 @@ fn trusted_origin(state: &State, h: &HeaderMap) -> Option<HeaderValue> {
     let o = v.to_str().ok()?;
     // `is_trusted_origin` normalises; the echo must be the browser's exact value, which
     // for a real Origin header is already the serialised origin.
-    (is_trusted_origin(state, o) && url::Url::parse(o).is_ok_and(|u| u.origin().ascii_serialization() == o))
-        .then(|| v.clone())
+    (is_trusted_origin(state, o)
+        && url::Url::parse(o).is_ok_and(|u| u.origin().ascii_serialization() == o))
+    .then(|| v.clone())
 }
 
 fn add_vary(h: &mut HeaderMap) {

@@ -21,8 +21,7 @@ struct ApiErrorPage<'a> {
 /// A code as Better Auth and OAuth write them: 1–64 of `A-Z a-z 0-9 _ - .`.
 pub fn is_code_like(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
@@ -35,7 +34,11 @@ pub async fn show(
         .find(|(k, _)| k == "error")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let code = if is_code_like(&raw) { raw.as_str() } else { "UNKNOWN" };
+    let code = if is_code_like(&raw) {
+        raw.as_str()
+    } else {
+        "UNKNOWN"
+    };
     let base = state.config.issuer_path();
     render(
         StatusCode::OK,

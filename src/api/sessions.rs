@@ -93,9 +93,7 @@ pub async fn update_session(
         Value::Null => None,
         Value::String(s) => device_name(s)?,
         _ => {
-            return Err(ApiError::validation(
-                "[body.name] must be a string or null",
-            ));
+            return Err(ApiError::validation("[body.name] must be a string or null"));
         }
     };
     sessions::rename(&state.db, &a.user.id, &a.session.sid, name.as_deref()).await?;

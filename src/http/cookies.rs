@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(get(&c, &h, SESSION).as_deref(), Some("good"));
         let mut h = HeaderMap::new();
         // An unprefixed cookie (e.g. planted by a sibling subdomain) is not ours.
-        h.insert(header::COOKIE, HeaderValue::from_static("klard_session=planted"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("klard_session=planted"),
+        );
         assert_eq!(get(&c, &h, SESSION), None);
     }
 }

@@ -89,7 +89,10 @@ fn browser(ua: &str) -> Option<Named> {
     ] {
         if let Some(i) = lower.find(token) {
             // Versions are ASCII, so the lower-cased offsets hold in the original.
-            return named(name, major(version_after(&ua[i..], &ua[i..i + token.len()])));
+            return named(
+                name,
+                major(version_after(&ua[i..], &ua[i..i + token.len()])),
+            );
         }
     }
     None
@@ -247,7 +250,11 @@ mod tests {
             "Klard app 2",
             "iOS 17",
         );
-        check("KlardApp CFNetwork/1410.0.3 Darwin/22.4.0", "CFNetwork 1410", "iOS 16");
+        check(
+            "KlardApp CFNetwork/1410.0.3 Darwin/22.4.0",
+            "CFNetwork 1410",
+            "iOS 16",
+        );
         check("CFNetwork/1.0 Darwin/19.0.0", "CFNetwork 1", "iOS");
         check(
             "Dalvik/2.1.0 (Linux; U; Android 12; SM-G991B Build/SP1A.210812.016)",

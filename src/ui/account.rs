@@ -140,7 +140,11 @@ async fn page(
             lang: "en",
             base: &base,
             email: &user.email,
-            name: user.claims.get("name").and_then(Value::as_str).unwrap_or(""),
+            name: user
+                .claims
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
             csrf_token: &token,
             sessions: list.iter().map(|s| row(s, &session.sid)).collect(),
             notice,
@@ -291,7 +295,9 @@ async fn profile(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes
 /// The user's live session with this sid, if it is one of theirs.
 async fn own_session(state: &State, user: &User, sid: &str) -> Result<Option<Session>, Error> {
     let s = sessions::by_sid(&state.db, sid).await?;
-    Ok(s.filter(|s| s.user_id == user.id && browser::is_live(&state.config.session, s, state.clock.now())))
+    Ok(s.filter(|s| {
+        s.user_id == user.id && browser::is_live(&state.config.session, s, state.clock.now())
+    }))
 }
 
 /// `POST /account/sessions/rename` `sid`, `name`: any of the user's own sessions.

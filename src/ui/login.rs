@@ -189,12 +189,12 @@ pub async fn sign_in(
         Some(peer),
         state.config.proxy.trust_forwarded_headers,
     );
-    Ok(browser::start(
+    browser::start(
         state,
         user,
         vec!["pwd".into()],
         ip,
         crate::http::user_agent(headers),
     )
-    .await?)
+    .await
 }

@@ -19,9 +19,15 @@ fn jar() -> reqwest::Client {
 /// The value of the first hidden input `name` on a page.
 fn hidden(html: &str, name: &str) -> String {
     let pat = format!("name=\"{name}\" value=\"");
-    let i = html.find(&pat).unwrap_or_else(|| panic!("no {name} in {html}")) + pat.len();
+    let i = html
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + pat.len();
     let j = html[i..].find('"').expect("quote") + i;
-    html[i..j].replace("&#x2f;", "/").replace("&#47;", "/").replace("&amp;", "&")
+    html[i..j]
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&amp;", "&")
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -32,7 +38,10 @@ fn location(r: &reqwest::Response) -> String {
         .to_string()
 }
 
-async fn live_sessions(server: &TestServer, user_id: &str) -> Vec<klard_auth::store::sessions::Session> {
+async fn live_sessions(
+    server: &TestServer,
+    user_id: &str,
+) -> Vec<klard_auth::store::sessions::Session> {
     klard_auth::ui::session::active_for_user(&server.state, user_id)
         .await
         .expect("sessions")
@@ -97,7 +106,12 @@ async fn standalone_login_returns_to_local_paths_only(db: Db) {
     // Wrong password: the form again, 400, no session.
     let r = login(&server, &c, "/account", "wrong password").await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("The email or password is incorrect."));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("The email or password is incorrect.")
+    );
     // A forged form (no or another browser's CSRF token): refused, no session.
     let r = c
         .post(server.url("/login"))
@@ -131,7 +145,11 @@ async fn standalone_login_returns_to_local_paths_only(db: Db) {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    assert!(cookie.iter().any(|c| c.starts_with("klard_session=") && c.contains("HttpOnly")));
+    assert!(
+        cookie
+            .iter()
+            .any(|c| c.starts_with("klard_session=") && c.contains("HttpOnly"))
+    );
     let live = live_sessions(&server, &user.id).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].user_agent.as_deref(), Some(FIREFOX_LINUX));
@@ -189,7 +207,12 @@ async fn standalone_login_under_an_issuer_path(db: Db) {
     })
     .await;
     server.user(EMAIL).await;
-    let r = server.http().get(server.url("/account")).send().await.unwrap();
+    let r = server
+        .http()
+        .get(server.url("/account"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(location(&r), "/auth/login?return_to=/auth/account");
     for (given, want) in [
         ("/auth/account?done=profile", "/auth/account?done=profile"),
@@ -220,8 +243,17 @@ async fn signed_in(server: &TestServer) -> (reqwest::Client, String) {
     (c, page)
 }
 
-async fn post_form(c: &reqwest::Client, server: &TestServer, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    c.post(server.url(path)).form(form).send().await.expect("POST")
+async fn post_form(
+    c: &reqwest::Client,
+    server: &TestServer,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(server.url(path))
+        .form(form)
+        .send()
+        .await
+        .expect("POST")
 }
 
 async fn account_page_lists_devices_and_renames_them(db: Db) {
@@ -256,7 +288,10 @@ async fn account_page_lists_devices_and_renames_them(db: Db) {
     ] {
         assert!(page.contains(want), "{want} missing");
     }
-    assert!(!page.contains(&theirs.session.sid), "another user's session is listed");
+    assert!(
+        !page.contains(&theirs.session.sid),
+        "another user's session is listed"
+    );
     let csrf = hidden(&page, "csrf_token");
     let sid = phone.session.sid.as_str();
     let name_of = |sid: String| {
@@ -270,36 +305,96 @@ async fn account_page_lists_devices_and_renames_them(db: Db) {
         }
     };
 
-    let r = post_form(&c, &server, "/account/sessions/rename", &[("csrf_token", &csrf), ("sid", sid), ("name", " Anya's iPhone ")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/rename",
+        &[
+            ("csrf_token", &csrf),
+            ("sid", sid),
+            ("name", " Anya's iPhone "),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=renamed");
     assert_eq!(name_of(sid.into()).await.as_deref(), Some("Anya's iPhone"));
-    let page = c.get(server.url("/account?done=renamed")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(server.url("/account?done=renamed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("The device name was saved."));
-    assert!(page.contains("Anya&#39;s iPhone") || page.contains("Anya&#x27;s iPhone"), "{page}");
+    assert!(
+        page.contains("Anya&#39;s iPhone") || page.contains("Anya&#x27;s iPhone"),
+        "{page}"
+    );
 
     // Refusals change nothing.
     let too_long = "x".repeat(101);
     for (form, status) in [
-        (vec![("csrf_token", "forged"), ("sid", sid), ("name", "Evil")], 403),
+        (
+            vec![("csrf_token", "forged"), ("sid", sid), ("name", "Evil")],
+            403,
+        ),
         (vec![("sid", sid), ("name", "Evil")], 403),
-        (vec![("csrf_token", csrf.as_str()), ("sid", sid), ("name", too_long.as_str())], 400),
-        (vec![("csrf_token", csrf.as_str()), ("sid", theirs.session.sid.as_str()), ("name", "Evil")], 404),
-        (vec![("csrf_token", csrf.as_str()), ("sid", "no-such-session"), ("name", "Evil")], 404),
+        (
+            vec![
+                ("csrf_token", csrf.as_str()),
+                ("sid", sid),
+                ("name", too_long.as_str()),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("csrf_token", csrf.as_str()),
+                ("sid", theirs.session.sid.as_str()),
+                ("name", "Evil"),
+            ],
+            404,
+        ),
+        (
+            vec![
+                ("csrf_token", csrf.as_str()),
+                ("sid", "no-such-session"),
+                ("name", "Evil"),
+            ],
+            404,
+        ),
     ] {
         let r = post_form(&c, &server, "/account/sessions/rename", &form).await;
         assert_eq!(r.status(), status, "{form:?}");
-        assert_eq!(name_of(sid.into()).await.as_deref(), Some("Anya's iPhone"), "{form:?}");
+        assert_eq!(
+            name_of(sid.into()).await.as_deref(),
+            Some("Anya's iPhone"),
+            "{form:?}"
+        );
     }
     assert_eq!(name_of(theirs.session.sid.clone()).await, None);
     // The CSRF token of another browser of the same user does not work here.
     let (_, other_page) = signed_in(&server).await;
     let other_csrf = hidden(&other_page, "csrf_token");
-    let r = post_form(&c, &server, "/account/sessions/rename", &[("csrf_token", &other_csrf), ("sid", sid), ("name", "Evil")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/rename",
+        &[("csrf_token", &other_csrf), ("sid", sid), ("name", "Evil")],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert_eq!(name_of(sid.into()).await.as_deref(), Some("Anya's iPhone"));
     // An empty name clears it.
-    let r = post_form(&c, &server, "/account/sessions/rename", &[("csrf_token", &csrf), ("sid", sid), ("name", "")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/rename",
+        &[("csrf_token", &csrf), ("sid", sid), ("name", "")],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(name_of(sid.into()).await, None);
 }
@@ -319,18 +414,42 @@ async fn account_page_edits_the_profile(db: Db) {
             .get("name")
             .cloned()
     };
-    let r = post_form(&c, &server, "/account/profile", &[("csrf_token", "forged"), ("name", "Evil")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/profile",
+        &[("csrf_token", "forged"), ("name", "Evil")],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert_eq!(name().await, Some(serde_json::json!("Buffy Summers")));
-    let r = post_form(&c, &server, "/account/profile", &[("csrf_token", &csrf), ("name", &"n".repeat(257))]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/profile",
+        &[("csrf_token", &csrf), ("name", &"n".repeat(257))],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(name().await, Some(serde_json::json!("Buffy Summers")));
-    let r = post_form(&c, &server, "/account/profile", &[("csrf_token", &csrf), ("name", "Anya Jenkins")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/profile",
+        &[("csrf_token", &csrf), ("name", "Anya Jenkins")],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=profile");
     assert_eq!(name().await, Some(serde_json::json!("Anya Jenkins")));
     // Without a session the form goes to the login and changes nothing.
-    let r = post_form(&jar(), &server, "/account/profile", &[("csrf_token", &csrf), ("name", "Nobody")]).await;
+    let r = post_form(
+        &jar(),
+        &server,
+        "/account/profile",
+        &[("csrf_token", &csrf), ("name", "Nobody")],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/login?return_to=/account");
     assert_eq!(name().await, Some(serde_json::json!("Anya Jenkins")));
@@ -359,35 +478,82 @@ async fn account_page_revokes_devices_and_signs_out(db: Db) {
     assert_eq!(live_sessions(&server, &user.id).await.len(), 3);
 
     // Another user's session and a forged form: refused, nothing revoked.
-    let r = post_form(&c, &server, "/account/sessions/revoke", &[("csrf_token", &csrf), ("sid", &theirs.session.sid)]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke",
+        &[("csrf_token", &csrf), ("sid", &theirs.session.sid)],
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(live_sessions(&server, &stranger.id).await.len(), 1);
-    let r = post_form(&c, &server, "/account/sessions/revoke", &[("csrf_token", "x"), ("sid", &a.session.sid)]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke",
+        &[("csrf_token", "x"), ("sid", &a.session.sid)],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert_eq!(live_sessions(&server, &user.id).await.len(), 3);
 
     // One device.
-    let r = post_form(&c, &server, "/account/sessions/revoke", &[("csrf_token", &csrf), ("sid", &a.session.sid)]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke",
+        &[("csrf_token", &csrf), ("sid", &a.session.sid)],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=revoked");
-    let live: Vec<String> = live_sessions(&server, &user.id).await.into_iter().map(|s| s.sid).collect();
+    let live: Vec<String> = live_sessions(&server, &user.id)
+        .await
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
     assert_eq!(live.len(), 2);
     assert!(!live.contains(&a.session.sid));
     // Revoking it again: it is no longer one of the user's live sessions.
-    let r = post_form(&c, &server, "/account/sessions/revoke", &[("csrf_token", &csrf), ("sid", &a.session.sid)]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke",
+        &[("csrf_token", &csrf), ("sid", &a.session.sid)],
+    )
+    .await;
     assert_eq!(r.status(), 404);
 
     // All others: a forged form first.
-    let r = post_form(&c, &server, "/account/sessions/revoke-others", &[("csrf_token", "x")]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke-others",
+        &[("csrf_token", "x")],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert_eq!(live_sessions(&server, &user.id).await.len(), 2);
-    let r = post_form(&c, &server, "/account/sessions/revoke-others", &[("csrf_token", &csrf)]).await;
+    let r = post_form(
+        &c,
+        &server,
+        "/account/sessions/revoke-others",
+        &[("csrf_token", &csrf)],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let live = live_sessions(&server, &user.id).await;
     assert_eq!(live.len(), 1);
     assert_ne!(live[0].sid, b.session.sid);
     assert_eq!(live_sessions(&server, &stranger.id).await.len(), 1);
-    let page = c.get(server.url("/account?done=revoked-others")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(server.url("/account?done=revoked-others"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("All other devices were signed out."));
     assert!(!page.contains("Sign out all other devices"));
 

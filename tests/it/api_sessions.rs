@@ -58,13 +58,10 @@ async fn update(server: &TestServer, token: Option<&str>, body: &str) -> (Status
 
 /// The stored row of a session token.
 async fn row(server: &TestServer, token: &str) -> klard_auth::store::sessions::Session {
-    klard_auth::store::sessions::by_hash(
-        &server.state.db,
-        &klard_auth::crypto::hash_secret(token),
-    )
-    .await
-    .expect("query")
-    .expect("row")
+    klard_auth::store::sessions::by_hash(&server.state.db, &klard_auth::crypto::hash_secret(token))
+        .await
+        .expect("query")
+        .expect("row")
 }
 
 async fn list_sessions_show_devices_and_mark_the_current_one(db: Db) {
@@ -141,7 +138,10 @@ async fn update_session_names_the_device(db: Db) {
     assert_eq!(v["session"]["deviceName"], "Tara's Pixel");
     assert_eq!(v["session"]["current"], true);
     assert_eq!(v["session"]["token"], token.as_str());
-    assert_eq!(row(&server, &token).await.name.as_deref(), Some("Tara's Pixel"));
+    assert_eq!(
+        row(&server, &token).await.name.as_deref(),
+        Some("Tara's Pixel")
+    );
     // Only the caller's session was renamed.
     assert_eq!(row(&server, &other).await.name, None);
     let (_, list) = get(&server, "/api/auth/list-sessions", &other).await;
@@ -162,24 +162,60 @@ async fn update_session_names_the_device(db: Db) {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(row(&server, &token).await.name.as_deref(), Some(hundred.as_str()));
+    assert_eq!(
+        row(&server, &token).await.name.as_deref(),
+        Some(hundred.as_str())
+    );
 
     // Errors leave the name as it was.
     let cases: Vec<(Option<&str>, String, u16, &str)> = vec![
-        (Some(&token), json!({ "name": "x".repeat(101) }).to_string(), 400, "VALIDATION_ERROR"),
-        (Some(&token), r#"{"name": 7}"#.into(), 400, "VALIDATION_ERROR"),
-        (Some(&token), r#"{"name": "a\u0007b"}"#.into(), 400, "VALIDATION_ERROR"),
+        (
+            Some(&token),
+            json!({ "name": "x".repeat(101) }).to_string(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some(&token),
+            r#"{"name": 7}"#.into(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some(&token),
+            r#"{"name": "a\u0007b"}"#.into(),
+            400,
+            "VALIDATION_ERROR",
+        ),
         (Some(&token), "{}".into(), 400, "NO_FIELDS_TO_UPDATE"),
-        (Some(&token), r#"{"userId": "someone-else"}"#.into(), 400, "NO_FIELDS_TO_UPDATE"),
+        (
+            Some(&token),
+            r#"{"userId": "someone-else"}"#.into(),
+            400,
+            "NO_FIELDS_TO_UPDATE",
+        ),
         (Some(&token), "[]".into(), 400, "BODY_MUST_BE_AN_OBJECT"),
         (Some(&token), "{nope".into(), 400, "VALIDATION_ERROR"),
         (None, r#"{"name": "x"}"#.into(), 401, "UNAUTHORIZED"),
-        (Some("not-a-token"), r#"{"name": "x"}"#.into(), 401, "UNAUTHORIZED"),
+        (
+            Some("not-a-token"),
+            r#"{"name": "x"}"#.into(),
+            401,
+            "UNAUTHORIZED",
+        ),
     ];
     for (t, body, status, code) in cases {
         let (s, v) = update(&server, t, &body).await;
-        assert_eq!((s.as_u16(), v["code"].as_str()), (status, Some(code)), "{body}");
-        assert_eq!(row(&server, &token).await.name.as_deref(), Some(hundred.as_str()), "{body}");
+        assert_eq!(
+            (s.as_u16(), v["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert_eq!(
+            row(&server, &token).await.name.as_deref(),
+            Some(hundred.as_str()),
+            "{body}"
+        );
     }
     // A cookie request from a foreign origin is refused before anything happens.
     let r = server
@@ -193,7 +229,10 @@ async fn update_session_names_the_device(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "INVALID_ORIGIN");
-    assert_eq!(row(&server, &token).await.name.as_deref(), Some(hundred.as_str()));
+    assert_eq!(
+        row(&server, &token).await.name.as_deref(),
+        Some(hundred.as_str())
+    );
     // null clears it.
     let (s, v) = update(&server, Some(&token), r#"{"name": null}"#).await;
     assert_eq!(s, 200);
@@ -228,7 +267,10 @@ async fn idle_sessions_expire_and_use_slides_the_window(db: Db) {
     let (_, v) = get(&server, "/api/auth/get-session", &token).await;
     assert!(v["session"].is_object());
     let r = row(&server, &token).await;
-    assert_eq!((r.last_seen, r.expires_at), (start.last_seen, start.expires_at));
+    assert_eq!(
+        (r.last_seen, r.expires_at),
+        (start.last_seen, start.expires_at)
+    );
 
     // Past update_age: renewed, the idle window moves.
     clock.advance(UPDATE_AGE);
@@ -237,8 +279,14 @@ async fn idle_sessions_expire_and_use_slides_the_window(db: Db) {
     let r = row(&server, &token).await;
     assert!(r.last_seen >= now - 1 && r.last_seen <= now, "{r:?}");
     assert_eq!(r.expires_at, r.last_seen + IDLE);
-    assert_eq!(v["session"]["expiresAt"], klard_auth::api::iso8601(r.expires_at));
-    assert_eq!(v["session"]["lastActiveAt"], klard_auth::api::iso8601(r.last_seen));
+    assert_eq!(
+        v["session"]["expiresAt"],
+        klard_auth::api::iso8601(r.expires_at)
+    );
+    assert_eq!(
+        v["session"]["lastActiveAt"],
+        klard_auth::api::iso8601(r.last_seen)
+    );
 
     // Idle for less than the window since the renewal (but more since sign-in): active.
     clock.advance(IDLE - UPDATE_AGE);
@@ -251,7 +299,10 @@ async fn idle_sessions_expire_and_use_slides_the_window(db: Db) {
     let (_, v) = get(&server, "/api/auth/get-session", &token).await;
     assert_eq!(v, Value::Null);
     let (s, v) = get(&server, "/api/auth/list-sessions", &token).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
     // The row was not revived by the attempts.
     let r = row(&server, &token).await;
     assert!(r.last_seen + IDLE < clock.now());
@@ -314,7 +365,11 @@ async fn idle_session_fails_prompt_none_and_hosted_pages(db: Db) {
 
     server.state.clock.advance(IDLE + 1);
     let r = jar.get(&url).send().await.unwrap();
-    assert!(location(&r).contains("error=login_required"), "{}", location(&r));
+    assert!(
+        location(&r).contains("error=login_required"),
+        "{}",
+        location(&r)
+    );
     let r = jar.get(server.url("/account")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/login?return_to=/account");
@@ -335,7 +390,10 @@ async fn absolute_lifetime_ends_a_session_despite_activity(db: Db) {
         assert!(r.expires_at <= start.absolute_expires_at, "{r:?}");
         assert_eq!(r.absolute_expires_at, start.absolute_expires_at);
     }
-    assert_eq!(row(&server, &token).await.expires_at, start.absolute_expires_at);
+    assert_eq!(
+        row(&server, &token).await.expires_at,
+        start.absolute_expires_at
+    );
     clock.advance(start.absolute_expires_at - clock.now());
     let (_, v) = get(&server, "/api/auth/get-session", &token).await;
     assert_eq!(v, Value::Null);
@@ -435,19 +493,40 @@ async fn cors_answers_trusted_origins_only(db: Db) {
         let r = preflight(origin.clone()).await.unwrap();
         assert_eq!(r.status(), 204, "{origin}");
         let h = r.headers();
-        assert_eq!(header(h, "access-control-allow-origin"), Some(origin.as_str()));
+        assert_eq!(
+            header(h, "access-control-allow-origin"),
+            Some(origin.as_str())
+        );
         assert_eq!(header(h, "access-control-allow-credentials"), Some("true"));
         let allowed = header(h, "access-control-allow-headers").unwrap_or("");
         assert!(allowed.contains("content-type") && allowed.contains("authorization"));
-        assert!(header(h, "access-control-allow-methods").unwrap_or("").contains("POST"));
-        assert_eq!(header(h, "access-control-expose-headers"), Some("set-auth-token"));
+        assert!(
+            header(h, "access-control-allow-methods")
+                .unwrap_or("")
+                .contains("POST")
+        );
+        assert_eq!(
+            header(h, "access-control-expose-headers"),
+            Some("set-auth-token")
+        );
         assert!(header(h, "vary").unwrap_or("").contains("Origin"));
     }
-    for origin in ["https://evil.example.com", "null", "https://app.example.com:444"] {
+    for origin in [
+        "https://evil.example.com",
+        "null",
+        "https://app.example.com:444",
+    ] {
         let r = preflight(origin.into()).await.unwrap();
         assert_ne!(r.status(), 204, "{origin}");
-        assert!(r.headers().get("access-control-allow-origin").is_none(), "{origin}");
-        assert!(r.headers().get("access-control-allow-credentials").is_none());
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{origin}"
+        );
+        assert!(
+            r.headers()
+                .get("access-control-allow-credentials")
+                .is_none()
+        );
     }
 
     // Actual requests: a trusted origin can read the answer and the bearer token.
@@ -462,7 +541,10 @@ async fn cors_answers_trusted_origins_only(db: Db) {
     let h = r.headers();
     assert_eq!(header(h, "access-control-allow-origin"), Some(TRUSTED));
     assert_eq!(header(h, "access-control-allow-credentials"), Some("true"));
-    assert_eq!(header(h, "access-control-expose-headers"), Some("set-auth-token"));
+    assert_eq!(
+        header(h, "access-control-expose-headers"),
+        Some("set-auth-token")
+    );
     assert!(header(h, "vary").unwrap_or("").contains("Origin"));
     // Error answers carry them too (the page must be able to read the error code).
     let r = http
@@ -472,7 +554,10 @@ async fn cors_answers_trusted_origins_only(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(header(r.headers(), "access-control-allow-origin"), Some(TRUSTED));
+    assert_eq!(
+        header(r.headers(), "access-control-allow-origin"),
+        Some(TRUSTED)
+    );
     // An untrusted origin gets the answer without CORS headers (its script cannot read it).
     let r = http
         .get(server.url("/api/auth/get-session"))
@@ -482,7 +567,11 @@ async fn cors_answers_trusted_origins_only(db: Db) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    assert!(r.headers().get("access-control-allow-credentials").is_none());
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
     assert!(header(r.headers(), "vary").unwrap_or("").contains("Origin"));
     // The public JWKS keeps its credential-less CORS.
     let r = http
@@ -491,8 +580,15 @@ async fn cors_answers_trusted_origins_only(db: Db) {
         .send()
         .await
         .unwrap();
-    assert_eq!(header(r.headers(), "access-control-allow-origin"), Some("*"));
-    assert!(r.headers().get("access-control-allow-credentials").is_none());
+    assert_eq!(
+        header(r.headers(), "access-control-allow-origin"),
+        Some("*")
+    );
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
     // The hosted pages get none.
     let r = http
         .get(server.url("/login"))
@@ -512,7 +608,11 @@ async fn error_page_shows_code_like_values_only(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(header(r.headers(), "content-type").unwrap_or("").starts_with("text/html"));
+    assert!(
+        header(r.headers(), "content-type")
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
     assert!(header(r.headers(), "content-security-policy").is_some());
     let body = r.text().await.unwrap();
     assert!(body.contains("<code>INVALID_TOKEN</code>"), "{body}");
@@ -532,7 +632,11 @@ async fn error_page_shows_code_like_values_only(db: Db) {
         assert!(body.contains("<code>UNKNOWN</code>"), "{bad}: {body}");
         assert!(!body.contains("<script>") && !body.contains("555"), "{bad}");
     }
-    let r = http.get(server.url("/api/auth/error")).send().await.unwrap();
+    let r = http
+        .get(server.url("/api/auth/error"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("UNKNOWN"));
 }
