@@ -801,4 +801,31 @@ mod tests {
         let e = Config::from_toml("[api_auth]\nunknown = 1").expect_err("unknown field");
         assert!(e.to_string().contains("unknown"), "{e}");
     }
+
+    #[test]
+    fn session_timeouts_are_checked_and_named() {
+        let d = Config::from_toml("").expect("defaults");
+        assert_eq!(
+            (
+                d.session.idle_timeout,
+                d.session.update_age,
+                d.session.absolute()
+            ),
+            (7 * 24 * 3600, 24 * 3600, 14 * 24 * 3600)
+        );
+        let c = Config::from_toml("[session]\nabsolute_ttl = 600\nidle_timeout = 0")
+            .expect("no idle timeout");
+        assert_eq!(c.session.absolute(), 600);
+        for (toml, field) in [
+            ("absolute_ttl = 0", "session.absolute_ttl"),
+            ("idle_timeout = -1", "session.idle_timeout"),
+            ("update_age = -1", "session.update_age"),
+            ("idle_timeout = 100\nupdate_age = 100", "session.update_age"),
+        ] {
+            let e = Config::from_toml(&format!("[session]\n{toml}"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+    }
 }
