@@ -136,6 +136,7 @@ fn endpoints() -> Router<State> {
         )
         .route("/authorize/resume", get(oauth::authorize::resume))
         .route("/login", get(ui::login::show).post(ui::login::submit))
+        .merge(ui::account::router())
         .route("/consent", get(ui::consent::show).post(ui::consent::submit))
         .route(
             "/account/email",
@@ -240,6 +241,11 @@ pub fn router(state: State) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         },
     );
+    // CORS of /api/auth/* for trusted origins (api/cors.rs).
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::api::cors::layer,
+    ));
     app.layer(DefaultBodyLimit::max(256 * 1024))
         .layer(trace)
         .with_state(state)

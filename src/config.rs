@@ -131,10 +131,26 @@ pub struct KeysConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Absolute lifetime of a login session in seconds.
+    /// Absolute lifetime of a login session in seconds (activity never extends it).
     pub ttl: i64,
     /// Lifetime of a paused authorization request (login/consent interaction).
     pub interaction_ttl: i64,
+    /// The absolute lifetime under its explicit name; when set it replaces `ttl`.
+    pub absolute_ttl: Option<i64>,
+    /// Seconds without use after which a session is inactive everywhere; 0 = no idle
+    /// timeout. Use renews the window (sliding), up to the absolute lifetime.
+    pub idle_timeout: i64,
+    /// Better Auth's `updateAge`: a session used more than this many seconds after its
+    /// last renewal is renewed (`last_seen` written, idle window moved). Bounds the
+    /// writes to one per session per `update_age`.
+    pub update_age: i64,
+}
+
+impl SessionConfig {
+    /// The absolute lifetime: `absolute_ttl` if set, else `ttl`.
+    pub fn absolute(&self) -> i64 {
+        self.absolute_ttl.unwrap_or(self.ttl)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -405,6 +421,9 @@ impl Default for SessionConfig {
         SessionConfig {
             ttl: 14 * 24 * 3600,
             interaction_ttl: 3600,
+            absolute_ttl: None,
+            idle_timeout: 7 * 24 * 3600,
+            update_age: 24 * 3600,
         }
     }
 }
@@ -534,6 +553,7 @@ impl Config {
             ));
         }
         check_typ("tokens.access_token_typ", &t.access_token_typ)?;
+        validate_session(&self.session)?;
         if self.keys.rotation_grace < 0 || self.keys.publish_ahead < 0 {
             return Err(invalid("keys", "durations must not be negative"));
         }
@@ -728,6 +748,36 @@ fn check_typ(field: &str, typ: &str) -> Result<(), ConfigError> {
     }
 }
 
+fn validate_session(s: &SessionConfig) -> Result<(), ConfigError> {
+    if s.absolute_ttl.is_some_and(|v| v <= 0) {
+        return Err(invalid(
+            "session.absolute_ttl",
+            "must be a positive number of seconds",
+        ));
+    }
+    if s.idle_timeout < 0 {
+        return Err(invalid(
+            "session.idle_timeout",
+            "must be 0 (none) or a positive number of seconds",
+        ));
+    }
+    if s.update_age < 0 {
+        return Err(invalid(
+            "session.update_age",
+            "must not be a negative number of seconds",
+        ));
+    }
+    // Renewals that come less often than the idle window would let a session in use
+    // time out.
+    if s.idle_timeout > 0 && s.update_age >= s.idle_timeout {
+        return Err(invalid(
+            "session.update_age",
+            "must be shorter than session.idle_timeout",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_mail(m: &MailConfig) -> Result<(), ConfigError> {
     if m.from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(invalid(
@@ -902,5 +952,32 @@ mod tests {
         }
         let e = Config::from_toml("[email_change]\nunknown = 1").expect_err("unknown field");
         assert!(e.to_string().contains("unknown"), "{e}");
+    }
+
+    #[test]
+    fn session_timeouts_are_checked_and_named() {
+        let d = Config::from_toml("").expect("defaults");
+        assert_eq!(
+            (
+                d.session.idle_timeout,
+                d.session.update_age,
+                d.session.absolute()
+            ),
+            (7 * 24 * 3600, 24 * 3600, 14 * 24 * 3600)
+        );
+        let c = Config::from_toml("[session]\nabsolute_ttl = 600\nidle_timeout = 0")
+            .expect("no idle timeout");
+        assert_eq!(c.session.absolute(), 600);
+        for (toml, field) in [
+            ("absolute_ttl = 0", "session.absolute_ttl"),
+            ("idle_timeout = -1", "session.idle_timeout"),
+            ("update_age = -1", "session.update_age"),
+            ("idle_timeout = 100\nupdate_age = 100", "session.update_age"),
+        ] {
+            let e = Config::from_toml(&format!("[session]\n{toml}"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
     }
 }

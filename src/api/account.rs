@@ -140,7 +140,8 @@ pub async fn change_password(
     }
     sessions::revoke_all_for_user(&state.db, &user.id, None, now).await?;
     // The replacement keeps the lifetime class of the session it replaces.
-    let remember = a.session.expires_at - a.session.created_at >= state.config.session.ttl;
+    let remember =
+        a.session.absolute_expires_at - a.session.created_at >= state.config.session.absolute();
     let started = start_session(&state, peer, &headers, &user, remember).await?;
     Ok(with_session(
         json_response(json!({ "token": started.token, "user": user_json(&user) })),

@@ -10,8 +10,10 @@
 
 pub mod account;
 pub mod change_email;
+pub mod cors;
 pub mod delete_user;
 pub mod error;
+pub mod error_page;
 pub mod extract;
 pub mod list_accounts;
 pub mod openapi;
@@ -133,6 +135,16 @@ fn routes() -> Routes {
                 .ok::<StatusResponse>()
                 .session(Auth::Required)
                 .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Post,
+            "/api/auth/update-session",
+            sessions::update_session,
+            Doc::new(SESS, "Name the current session's device")
+                .body::<UpdateSessionBody>()
+                .ok::<UpdateSessionResponse>()
+                .session(Auth::Required)
+                .errors(&["NO_FIELDS_TO_UPDATE", "UNAUTHORIZED"]),
         )
         .add(
             Get,
@@ -264,6 +276,14 @@ fn routes() -> Routes {
                 .ok::<Vec<AccountView>>()
                 .session(Auth::Required)
                 .errors(&["UNAUTHORIZED"]),
+        )
+        .add(
+            Get,
+            "/api/auth/error",
+            error_page::show,
+            Doc::new(ACC, "Better Auth's error page (HTML) for `?error=CODE`")
+                .query::<ErrorPageQuery>()
+                .answers(200, "An HTML page"),
         )
         .add(
             Get,

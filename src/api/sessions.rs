@@ -2,7 +2,7 @@
 //! `revoke-other-sessions` (better-auth `session.ts`).
 
 use axum::extract::State as AxState;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use crate::app::State;
 use crate::crypto;
 use crate::http::cookies;
 use crate::store::sessions;
+use crate::ui::session as browser;
 
 /// `GET /api/auth/get-session` → 200 `{"session": Session, "user": User}`, or 200 `null`
 /// without an active session (Better Auth answers `null`, not 401).
@@ -34,10 +35,73 @@ pub async fn list_sessions(
     AxState(state): AxState<State>,
     a: Authed,
 ) -> Result<Response, ApiError> {
-    let list = sessions::active_for_user(&state.db, &a.user.id, state.clock.now()).await?;
+    let list = browser::active_for_user(&state, &a.user.id).await?;
     Ok(json_response(Value::Array(
-        list.iter().map(|s| session_json(s, None)).collect(),
+        list.iter()
+            .map(|s| {
+                let mut v = session_json(s, None);
+                v["current"] = Value::Bool(s.sid == a.session.sid);
+                v
+            })
+            .collect(),
     )))
+}
+
+/// The longest device name `update-session` and the account page accept, in characters.
+pub const MAX_DEVICE_NAME: usize = 100;
+
+/// A device name as the user typed it: trimmed, empty clears it; 400
+/// `VALIDATION_ERROR` beyond `MAX_DEVICE_NAME` characters or with control characters.
+pub fn device_name(raw: &str) -> Result<Option<String>, ApiError> {
+    let t = raw.trim();
+    if t.chars().count() > MAX_DEVICE_NAME {
+        return Err(ApiError::validation(format!(
+            "[body.name] must be at most {MAX_DEVICE_NAME} characters"
+        )));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "[body.name] must not contain control characters",
+        ));
+    }
+    Ok((!t.is_empty()).then(|| t.to_string()))
+}
+
+/// `POST /api/auth/update-session` (better-auth `update-session.ts`): the body is a
+/// record of session fields; the one a user may set here is `name` (also accepted as
+/// `deviceName`, the name `list-sessions` shows), a string of at most 100 characters or
+/// null to clear it → 200 `{"session": Session}`. Other fields are ignored, as Better
+/// Auth ignores fields it does not declare; a body without a settable field is 400
+/// `NO_FIELDS_TO_UPDATE`.
+pub async fn update_session(
+    _: OriginChecked,
+    AxState(state): AxState<State>,
+    a: Authed,
+    JsonBody(b): JsonBody<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let raw = match (b.get("name"), b.get("deviceName")) {
+        (Some(n), _) | (None, Some(n)) => n,
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "NO_FIELDS_TO_UPDATE",
+                "No fields to update",
+            ));
+        }
+    };
+    let name = match raw {
+        Value::Null => None,
+        Value::String(s) => device_name(s)?,
+        _ => {
+            return Err(ApiError::validation("[body.name] must be a string or null"));
+        }
+    };
+    sessions::rename(&state.db, &a.user.id, &a.session.sid, name.as_deref()).await?;
+    let mut session = a.session.clone();
+    session.name = name;
+    Ok(json_response(
+        json!({ "session": session_json(&session, Some(&a.token)) }),
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

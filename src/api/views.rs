@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::iso8601;
+use crate::http::user_agent;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
@@ -58,10 +59,36 @@ pub struct SessionView {
     pub updated_at: String,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// The browser parsed from `userAgent`.
+    pub browser: Option<Named>,
+    /// The operating system parsed from `userAgent`.
+    pub os: Option<Named>,
+    /// The name the user gave this device (`update-session`).
+    pub device_name: Option<String>,
+    /// The last renewal: accurate to `session.update_age`.
+    #[schemars(extend("format" = "date-time"))]
+    pub last_active_at: String,
+    /// Whether this is the caller's own session.
+    pub current: bool,
+}
+
+/// A browser or operating system and its version.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Named {
+    pub name: String,
+    pub version: Option<String>,
 }
 
 impl SessionView {
+    /// `token` is given for the caller's own session only, which is then `current`.
     pub fn of(s: &Session, token: Option<&str>) -> SessionView {
+        let device = user_agent::parse(s.user_agent.as_deref().unwrap_or(""));
+        let named = |n: Option<user_agent::Named>| {
+            n.map(|n| Named {
+                name: n.name.to_string(),
+                version: n.version,
+            })
+        };
         SessionView {
             id: s.sid.clone(),
             token: token.unwrap_or(&s.sid).to_string(),
@@ -71,6 +98,11 @@ impl SessionView {
             updated_at: iso8601(s.last_seen),
             ip_address: s.ip.clone(),
             user_agent: s.user_agent.clone(),
+            browser: named(device.browser),
+            os: named(device.os),
+            device_name: s.name.clone(),
+            last_active_at: iso8601(s.last_seen),
+            current: token.is_some(),
         }
     }
 }
@@ -180,6 +212,29 @@ pub struct DeleteUserResponse {
     message: String,
     #[schemars(extend("format" = "date-time"))]
     deletion_date: Option<String>,
+}
+
+/// `update-session` body.
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct UpdateSessionBody {
+    /// The device name (≤ 100 characters; null clears it). `deviceName` is accepted too.
+    name: Option<Option<String>>,
+}
+
+/// `update-session`.
+#[derive(Serialize, JsonSchema)]
+pub struct UpdateSessionResponse {
+    pub session: SessionView,
+}
+
+/// `error`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct ErrorPageQuery {
+    /// An error code (letters, digits, `_-.`; anything else shows as UNKNOWN).
+    error: Option<String>,
 }
 
 /// Serialises a view; these types cannot fail to serialise.

@@ -3,6 +3,7 @@
 pub mod cookies;
 pub mod pages;
 pub mod params;
+pub mod user_agent;
 
 use axum::http::HeaderMap;
 

@@ -20,13 +20,21 @@ pub struct Session {
     pub user_agent: Option<String>,
     pub created_at: i64,
     pub last_seen: i64,
+    /// The sliding limit: min(last renewal + idle timeout, `absolute_expires_at`).
     pub expires_at: i64,
+    /// The absolute limit, which activity never extends.
+    pub absolute_expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The device name the user gave this session (`deviceName`).
+    pub name: Option<String>,
 }
 
 impl Session {
+    /// Not revoked and within both stored limits. `ui::session::is_live` adds the
+    /// configured idle timeout on top (it may have been shortened since the row was
+    /// written).
     pub fn is_active(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
+        self.revoked_at.is_none() && self.expires_at > now && self.absolute_expires_at > now
     }
 }
 
@@ -44,15 +52,19 @@ fn session_from_row(r: &AnyRow) -> Result<Session, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         last_seen: r.try_get("last_seen")?,
         expires_at: r.try_get("expires_at")?,
+        absolute_expires_at: r
+            .try_get::<Option<i64>, _>("absolute_expires_at")?
+            .unwrap_or(r.try_get("expires_at")?),
         revoked_at: r.try_get("revoked_at")?,
+        name: r.try_get("name")?,
     })
 }
 
 pub async fn insert(db: &Db, s: &Session) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, ip, user_agent,
-            created_at, last_seen, expires_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)",
+            created_at, last_seen, expires_at, revoked_at, absolute_expires_at, name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13)",
     )
     .bind(&s.id_hash)
     .bind(&s.sid)
@@ -65,6 +77,8 @@ pub async fn insert(db: &Db, s: &Session) -> Result<(), sqlx::Error> {
     .bind(s.created_at)
     .bind(s.last_seen)
     .bind(s.expires_at)
+    .bind(s.absolute_expires_at)
+    .bind(&s.name)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -86,13 +100,45 @@ pub async fn by_sid(db: &Db, sid: &str) -> Result<Option<Session>, sqlx::Error> 
     row.as_ref().map(session_from_row).transpose()
 }
 
-pub async fn touch(db: &Db, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_seen = $2 WHERE id_hash = $1")
-        .bind(id_hash)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+/// Sliding renewal: records activity at `now` and moves the sliding limit to
+/// `expires_at`. Conditional on the row still holding the renewal we read
+/// (`seen_before`), so concurrent requests renew once and never move it backwards.
+pub async fn renew(
+    db: &Db,
+    id_hash: &str,
+    seen_before: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET last_seen = $2, expires_at = $3
+         WHERE id_hash = $1 AND last_seen = $4 AND revoked_at IS NULL",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .bind(expires_at)
+    .bind(seen_before)
+    .execute(&db.pool)
+    .await?;
     Ok(())
+}
+
+/// Sets the device name of one of `user_id`'s sessions (by sid); false when the user has
+/// no such session.
+pub async fn rename(
+    db: &Db,
+    user_id: &str,
+    sid: &str,
+    name: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("UPDATE sessions SET name = $3 WHERE sid = $1 AND user_id = $2")
+        .bind(sid)
+        .bind(user_id)
+        .bind(name)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }
 
 pub async fn revoke(db: &Db, sid: &str, now: i64) -> Result<(), sqlx::Error> {

@@ -50,11 +50,25 @@ fn login_page(
     )
 }
 
+/// `/login` takes an interaction (the OIDC flow) or, without one, a `return_to` (the
+/// standalone login of the account pages, `ui::account_login`).
+#[derive(serde::Deserialize)]
+pub struct LoginQuery {
+    interaction: Option<String>,
+    return_to: Option<String>,
+}
+
 pub async fn show(
     AxState(state): AxState<State>,
     headers: HeaderMap,
-    Query(q): Query<InteractionQuery>,
+    Query(q): Query<LoginQuery>,
 ) -> Response {
+    if q.interaction.is_none() {
+        return crate::ui::account_login::show(&state, &headers, q.return_to.as_deref()).await;
+    }
+    let q = InteractionQuery {
+        interaction: q.interaction,
+    };
     let (i, req, client, bid) =
         match load_interaction(&state, &headers, q.interaction.as_deref()).await {
             Ok(x) => x,
@@ -81,6 +95,9 @@ pub async fn submit(
         Ok(p) => p,
         Err(e) => return page_error(&state, &e),
     };
+    if p.get("interaction").is_none() {
+        return crate::ui::account_login::submit(&state, peer, &headers, &p).await;
+    }
     match submit_inner(&state, peer, &headers, &p).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -113,18 +130,9 @@ async fn submit_inner(
     }
     let email = p.get("username").unwrap_or("");
     let password = p.get("password").unwrap_or("");
-    let user = users::by_email(&state.db, email).await?;
-    // The same work and the same answer for an unknown account and a wrong password.
-    let ok = state
-        .hasher
-        .verify(
-            password,
-            user.as_ref().and_then(|u| u.password_hash.as_deref()),
-        )
-        .await;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => {
+    let user = match check_password(state, email, password).await? {
+        Some(u) => u,
+        None => {
             return Ok(login_page(
                 state,
                 &i,
@@ -136,7 +144,45 @@ async fn submit_inner(
             ));
         }
     };
-    crate::account_deletion::cancel_on_sign_in(state, &user).await?;
+    let (cookie, session) = sign_in(state, peer, headers, &user).await?;
+    sessions::interaction_logged_in(&state.db, &i.id, &session.sid).await?;
+    let mut resp = response::redirect(&format!(
+        "{}/authorize/resume?interaction={}",
+        state.config.issuer_path(),
+        i.id
+    ));
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+/// The account whose email and password these are. The same work and the same answer
+/// (`None`) for an unknown account and a wrong password.
+pub async fn check_password(
+    state: &State,
+    email: &str,
+    password: &str,
+) -> Result<Option<users::User>, Error> {
+    let user = users::by_email(&state.db, email).await?;
+    let ok = state
+        .hasher
+        .verify(
+            password,
+            user.as_ref().and_then(|u| u.password_hash.as_deref()),
+        )
+        .await;
+    Ok(user.filter(|_| ok))
+}
+
+/// Starts the browser session of a password login, shared by the interaction login and
+/// the standalone one: a new login replaces the browser's previous session.
+pub async fn sign_in(
+    state: &State,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    user: &users::User,
+) -> Result<(axum::http::HeaderValue, sessions::Session), Error> {
+    // A sign-in during the grace period of a requested deletion cancels it.
+    crate::account_deletion::cancel_on_sign_in(state, user).await?;
     // A new login replaces the browser's previous session.
     if let Some((old, _)) = browser::current(state, headers).await? {
         sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;
@@ -146,20 +192,12 @@ async fn submit_inner(
         Some(peer),
         state.config.proxy.trust_forwarded_headers,
     );
-    let (cookie, session) = browser::start(
+    browser::start(
         state,
-        &user,
+        user,
         vec!["pwd".into()],
         ip,
         crate::http::user_agent(headers),
     )
-    .await?;
-    sessions::interaction_logged_in(&state.db, &i.id, &session.sid).await?;
-    let mut resp = response::redirect(&format!(
-        "{}/authorize/resume?interaction={}",
-        state.config.issuer_path(),
-        i.id
-    ));
-    resp.headers_mut().append(header::SET_COOKIE, cookie);
-    Ok(resp)
+    .await
 }

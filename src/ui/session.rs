@@ -4,6 +4,7 @@
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::app::State;
+use crate::config::SessionConfig;
 use crate::crypto;
 use crate::error::Result;
 use crate::http::cookies;
@@ -22,22 +23,64 @@ pub async fn current(state: &State, headers: &HeaderMap) -> Result<Option<(Sessi
 }
 
 /// The active session a session token (cookie value or bearer token) stands for, with
-/// its user; refreshes `last_seen` at most once a minute.
+/// its user. Every door (API, hosted pages, `/authorize` incl. `prompt=none`, hence
+/// the ID token's `sid`) comes through here, so the idle and absolute timeouts hold
+/// everywhere. Use renews the session (`renew_if_due`).
 pub async fn by_token(state: &State, token: &str) -> Result<Option<(Session, User)>> {
     let now = state.clock.now();
-    let Some(s) = sessions::by_hash(&state.db, &crypto::hash_secret(token)).await? else {
+    let Some(mut s) = sessions::by_hash(&state.db, &crypto::hash_secret(token)).await? else {
         return Ok(None);
     };
-    if !s.is_active(now) {
+    if !is_live(&state.config.session, &s, now) {
         return Ok(None);
     }
     let Some(u) = users::by_id(&state.db, &s.user_id).await? else {
         return Ok(None);
     };
-    if now - s.last_seen > 60 {
-        sessions::touch(&state.db, &s.id_hash, now).await?;
-    }
+    renew_if_due(state, &mut s, now).await?;
     Ok(Some((s, u)))
+}
+
+/// Active: not revoked, before its absolute limit and its sliding limit, and (with an
+/// idle timeout) used within the idle window. The window is checked against the
+/// configuration too, so shortening `session.idle_timeout` applies to existing rows.
+pub fn is_live(cfg: &SessionConfig, s: &Session, now: i64) -> bool {
+    s.is_active(now) && (cfg.idle_timeout == 0 || now < s.last_seen + cfg.idle_timeout)
+}
+
+/// The sliding limit of a session renewed at `now`: the idle window from now, never past
+/// the absolute limit (no idle timeout: the absolute limit).
+pub fn sliding_expiry(cfg: &SessionConfig, now: i64, absolute: i64) -> i64 {
+    if cfg.idle_timeout == 0 {
+        absolute
+    } else {
+        absolute.min(now + cfg.idle_timeout)
+    }
+}
+
+/// Better Auth's `updateAge` (packages/better-auth/src/api/routes/session.ts,
+/// `shouldBeUpdated`): a session used at least `update_age` after its last renewal gets
+/// `last_seen = now` and a moved sliding limit; within `update_age` nothing is written.
+async fn renew_if_due(state: &State, s: &mut Session, now: i64) -> Result<()> {
+    let cfg = &state.config.session;
+    if now - s.last_seen < cfg.update_age || now == s.last_seen {
+        return Ok(());
+    }
+    let expires_at = sliding_expiry(cfg, now, s.absolute_expires_at);
+    sessions::renew(&state.db, &s.id_hash, s.last_seen, now, expires_at).await?;
+    s.last_seen = now;
+    s.expires_at = expires_at;
+    Ok(())
+}
+
+/// The user's live sessions, oldest first.
+pub async fn active_for_user(state: &State, user_id: &str) -> Result<Vec<Session>> {
+    let now = state.clock.now();
+    let list = sessions::active_for_user(&state.db, user_id, now).await?;
+    Ok(list
+        .into_iter()
+        .filter(|s| is_live(&state.config.session, s, now))
+        .collect())
 }
 
 /// A session just started: the token handed to the client (cookie value, or bearer
@@ -74,10 +117,11 @@ pub async fn begin(
 ) -> Result<Started> {
     let now = state.clock.now();
     let token = crypto::random_token(32);
+    let cfg = &state.config.session;
     let ttl = if remember {
-        state.config.session.ttl
+        cfg.absolute()
     } else {
-        state.config.session.ttl.min(24 * 3600)
+        cfg.absolute().min(24 * 3600)
     };
     let s = Session {
         id_hash: crypto::hash_secret(&token),
@@ -90,8 +134,10 @@ pub async fn begin(
         user_agent,
         created_at: now,
         last_seen: now,
-        expires_at: now + ttl,
+        expires_at: sliding_expiry(cfg, now, now + ttl),
+        absolute_expires_at: now + ttl,
         revoked_at: None,
+        name: None,
     };
     sessions::insert(&state.db, &s).await?;
     let cookie = cookies::set(

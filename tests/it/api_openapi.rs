@@ -25,6 +25,8 @@ const REQUIRED: &[&str] = &[
     "POST /api/auth/verify-password",
     "POST /api/auth/update-user",
     "GET /api/auth/ok",
+    "POST /api/auth/update-session",
+    "GET /api/auth/error",
     "POST /api/auth/change-email",
     "POST /api/auth/delete-user",
     "GET /api/auth/delete-user/callback",

@@ -5,12 +5,14 @@
 #[macro_use]
 mod support;
 
+mod account_page;
 mod api_account;
 mod api_auth;
 mod api_change_email;
 mod api_delete_user;
 mod api_openapi;
 mod api_rest;
+mod api_sessions;
 mod authorize;
 mod backchannel;
 mod cli;

@@ -1,0 +1,158 @@
+//! The standalone login of the hosted account pages: `/login?return_to=...` without an
+//! authorization request. The same form, CSRF scheme (a MAC bound to the browser id)
+//! and session code (`ui::login::sign_in`) as the interaction login; afterwards a 303
+//! to `return_to` when it is a local path under the issuer, else to the account page.
+
+use askama::Template;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::State;
+use crate::http::pages::render;
+use crate::http::params::Params;
+use crate::oauth::authorize::response;
+use crate::ui::login::{check_password, sign_in};
+use crate::ui::session as browser;
+
+/// The CSRF purpose of this form; there is no interaction, so the MAC binds the
+/// browser id alone.
+const CSRF_PURPOSE: &str = "account-login";
+
+#[derive(Template)]
+#[template(path = "account_login.html")]
+struct AccountLoginPage<'a> {
+    lang: &'a str,
+    base: &'a str,
+    return_to: &'a str,
+    csrf_token: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+/// `return_to` if it is a local path under the issuer (no scheme, host, `//`, `\`,
+/// control characters, or `..` escaping the issuer path), normalised; otherwise the
+/// account page.
+pub fn safe_return_to(state: &State, raw: Option<&str>) -> String {
+    let base = state.config.issuer_path();
+    let fallback = format!("{base}/account");
+    let Some(raw) = raw.filter(|r| {
+        r.starts_with('/')
+            && !r.starts_with("//")
+            && !r.contains('\\')
+            && !r.chars().any(char::is_control)
+            && r.len() <= 2048
+    }) else {
+        return fallback;
+    };
+    let Some(issuer) = state.config.issuer_url() else {
+        return fallback;
+    };
+    let Ok(u) = issuer.join(raw) else {
+        return fallback;
+    };
+    let under = base.is_empty() || u.path() == base || u.path().starts_with(&format!("{base}/"));
+    if u.origin() != issuer.origin() || !under || u.fragment().is_some() {
+        return fallback;
+    }
+    match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    }
+}
+
+fn page(
+    state: &State,
+    bid: &str,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
+    let csrf = browser::csrf_token(state, CSRF_PURPOSE, "", bid);
+    let base = state.config.issuer_path();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = render(
+        status,
+        &AccountLoginPage {
+            lang: "en",
+            base: &base,
+            return_to,
+            csrf_token: &csrf,
+            email,
+            error,
+        },
+    );
+    if let Some(c) = set_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// `GET /login?return_to=...`: the form, or straight on when already signed in.
+pub async fn show(state: &State, headers: &HeaderMap, return_to: Option<&str>) -> Response {
+    let return_to = safe_return_to(state, return_to);
+    match browser::current(state, headers).await {
+        Ok(Some(_)) => return response::redirect(&return_to),
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
+    let (bid, set_cookie) = browser::browser_id(state, headers);
+    page(state, &bid, &return_to, "", None, set_cookie)
+}
+
+/// `POST /login` without an interaction.
+pub async fn submit(
+    state: &State,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Response {
+    let return_to = safe_return_to(state, p.get("return_to"));
+    let email = p.get("username").unwrap_or("");
+    let (bid, set_cookie) = browser::browser_id(state, headers);
+    if set_cookie.is_some()
+        || !browser::check_csrf(
+            state,
+            CSRF_PURPOSE,
+            "",
+            &bid,
+            p.get("csrf_token").unwrap_or(""),
+        )
+    {
+        return page(
+            state,
+            &bid,
+            &return_to,
+            email,
+            Some("The form expired or was not sent by this page. Please sign in again."),
+            set_cookie,
+        );
+    }
+    let password = p.get("password").unwrap_or("");
+    let user = match check_password(state, email, password).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return page(
+                state,
+                &bid,
+                &return_to,
+                email,
+                Some("The email or password is incorrect."),
+                None,
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    match sign_in(state, peer, headers, &user).await {
+        Ok((cookie, _)) => {
+            let mut resp = response::redirect(&return_to);
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
