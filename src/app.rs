@@ -128,7 +128,7 @@ pub async fn build_state_with_secret(config: Config, secret: String) -> Result<S
 
 /// The issuer-relative routes: browser pages, plus the back-channel and metadata
 /// endpoints that single-page and native apps call cross-origin.
-fn endpoints() -> Router<State> {
+fn endpoints(cfg: &crate::config::Config) -> Router<State> {
     Router::new()
         .route(
             "/authorize",
@@ -144,7 +144,7 @@ fn endpoints() -> Router<State> {
         .route("/end_session/confirm", post(oidc::logout::confirm))
         .route("/static/klard.css", get(css))
         .route("/health", get(|| async { "ok" }))
-        .merge(crate::api::router())
+        .merge(crate::api::router().layer(crate::api::cors::layer(cfg)))
         .merge(cross_origin_endpoints())
 }
 
@@ -171,7 +171,6 @@ fn cross_origin_endpoints() -> Router<State> {
         )
         .route("/.well-known/jwks.json", get(oidc::discovery::jwks))
         .route("/jwks", get(oidc::discovery::jwks))
-        .route("/api/auth/jwks", get(oidc::discovery::jwks))
         .route("/token", post(oauth::token::handle))
         .route(
             "/userinfo",
@@ -208,13 +207,13 @@ async fn css() -> impl IntoResponse {
 pub fn router(state: State) -> Router {
     let path = state.config.issuer_path();
     let mut app: Router<State> = if path.is_empty() {
-        endpoints()
+        endpoints(&state.config)
     } else {
         // RFC 8414 §3.1: with a path in the issuer, the metadata lives at
         // /.well-known/oauth-authorization-server{path}. Spring Security also tries the
         // same insertion for openid-configuration, so serve both.
         Router::new()
-            .nest(&path, endpoints())
+            .nest(&path, endpoints(&state.config))
             .route(
                 &format!("/.well-known/oauth-authorization-server{path}"),
                 get(oidc::discovery::oauth_metadata),

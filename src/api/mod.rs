@@ -9,6 +9,7 @@
 //! in JSON.
 
 pub mod account;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod sessions;
@@ -48,6 +49,9 @@ pub fn router() -> Router<State> {
         .route("/api/auth/verify-password", post(account::verify_password))
         .route("/api/auth/update-user", post(account::update_user))
         .route("/api/auth/ok", get(ok))
+        // Better Auth's jwt plugin path; under this router's CORS policy because its
+        // client fetches it with credentials, which `*` would fail (`cors.rs`).
+        .route("/api/auth/jwks", get(crate::oidc::discovery::jwks))
 }
 
 /// `GET /api/auth/ok` (ok.ts): `{"ok": true}`.
