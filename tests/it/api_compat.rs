@@ -129,9 +129,11 @@ async fn trusted_origin_may_call_with_credentials(db: Db) {
 async fn foreign_origin_gets_no_cors_grant(db: Db) {
     let server = server(db).await;
     let evil = "https://evil.example";
+    // Without `Access-Control-Allow-Origin` naming it, a browser gives the page nothing
+    // (tower-http sends `Access-Control-Allow-Credentials` regardless; alone it grants
+    // nothing).
     let h = preflight(&server, "/api/auth/update-user", evil, "content-type").await;
     assert_eq!(header(&h, "access-control-allow-origin"), None);
-    assert_eq!(header(&h, "access-control-allow-credentials"), None);
 
     let r = server
         .http()
@@ -142,10 +144,6 @@ async fn foreign_origin_gets_no_cors_grant(db: Db) {
         .expect("get-session");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(r.headers(), "access-control-allow-origin"), None);
-    assert_eq!(
-        header(r.headers(), "access-control-allow-credentials"),
-        None
-    );
 
     // Nothing is a wildcard, which browsers refuse with credentials anyway.
     let h = preflight(&server, "/api/auth/sign-in/email", APP, "content-type").await;
