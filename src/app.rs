@@ -180,7 +180,6 @@ fn cross_origin_endpoints() -> Router<State> {
         )
         .route("/.well-known/jwks.json", get(oidc::discovery::jwks))
         .route("/jwks", get(oidc::discovery::jwks))
-        .route("/api/auth/jwks", get(oidc::discovery::jwks))
         .route("/token", post(oauth::token::handle))
         .route(
             "/userinfo",

@@ -5,8 +5,10 @@
 //! so its scripts cannot read our answers. `Vary: Origin` always, since the answer
 //! depends on it.
 //!
-//! `/api/auth/jwks` is not covered: it is a public metadata endpoint and keeps the
-//! credential-less `*` CORS of the OAuth back-channel endpoints (`app.rs`).
+//! `/api/auth/jwks` is covered too: Better Auth's `jwtClient` fetches it with
+//! credentials, which a browser refuses with `*`. Pages of other origins read the same
+//! keys at `/jwks` (discovery's `jwks_uri`), which keeps the credential-less `*` CORS
+//! of the back-channel endpoints (`app.rs`).
 
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -17,11 +19,11 @@ use super::extract::is_trusted_origin;
 use crate::app::State;
 
 /// Whether `path` (the full request path) is one of ours: under `{issuer path}/api/auth/`
-/// and not the public JWKS.
+/// (the JWKS alias included).
 fn covers(state: &State, path: &str) -> bool {
     let prefix = format!("{}/api/auth/", state.config.issuer_path());
     path.strip_prefix(&prefix)
-        .is_some_and(|rest| !rest.is_empty() && rest != "jwks")
+        .is_some_and(|rest| !rest.is_empty())
 }
 
 /// The request's Origin when it is trusted (exactly, as browsers send it).

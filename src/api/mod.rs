@@ -158,9 +158,12 @@ fn routes() -> Routes {
             .session(Auth::Required)
             .errors(&["UNAUTHORIZED", "JWT_NOT_CONFIGURED"]),
         )
-        .elsewhere(
+        .add(
             Get,
             "/api/auth/jwks",
+            crate::oidc::discovery::jwks,
+            // Under the credentialed CORS of this router: Better Auth's jwtClient
+            // fetches it with credentials, which `*` would fail (`cors.rs`).
             Doc::new(ACC, "The public signing keys (the issuer's JWKS)").ok::<JwkSet>(),
         )
         .add(

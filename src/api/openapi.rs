@@ -165,13 +165,6 @@ impl Routes {
         self
     }
 
-    /// A route served by another router (e.g. `/api/auth/jwks`, which shares the JWKS
-    /// handler and its CORS policy with `/jwks`): documented here, routed there.
-    pub fn elsewhere(mut self, verb: Verb, path: &'static str, doc: Doc) -> Routes {
-        self.operations.push(Operation { verb, path, doc });
-        self
-    }
-
     pub fn merge(mut self, other: Routes) -> Routes {
         self.router = self.router.merge(other.router);
         self.operations.extend(other.operations);

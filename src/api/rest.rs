@@ -85,6 +85,24 @@ pub fn routes() -> Routes {
                 .session(Auth::Required),
         )
         .add(
+            Delete,
+            "/auth/me",
+            super::delete_user::delete_user,
+            Doc::new(T, "= POST /api/auth/delete-user")
+                .body::<super::delete_user::DeleteUserBody>()
+                .ok::<DeleteUserResponse>()
+                .session(Auth::Required),
+        )
+        .add(
+            Post,
+            "/auth/change-email",
+            super::change_email::change_email,
+            Doc::new(T, "= POST /api/auth/change-email")
+                .body::<super::change_email::ChangeEmailBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Required),
+        )
+        .add(
             Post,
             "/auth/change-password",
             account::change_password,

@@ -37,6 +37,8 @@ const REQUIRED: &[&str] = &[
     "POST /auth/refresh",
     "GET /auth/me",
     "PATCH /auth/me",
+    "DELETE /auth/me",
+    "POST /auth/change-email",
     "POST /auth/change-password",
     "GET /auth/sessions",
     "GET /auth/sessions/{id}",

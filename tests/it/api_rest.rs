@@ -308,7 +308,61 @@ async fn refresh_for_first_party_clients(db: Db) {
     assert_eq!(v["error"], "unauthorized_client");
 }
 
+async fn change_email_and_delete_me(db: Db) {
+    let server = server(db).await;
+    let c = server.http();
+    let token = register_and_login(&server, &c).await;
+    let (s, _, v) = send(
+        c.post(server.url("/auth/change-email"))
+            .bearer_auth(&token)
+            .json(&json!({ "newEmail": EMAIL })),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["code"], "EMAIL_IS_THE_SAME");
+    let (s, _, v) = send(
+        c.post(server.url("/auth/change-email"))
+            .bearer_auth(&token)
+            .json(&json!({ "newEmail": "ripper@example.com" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], true);
+    // DELETE /auth/me is delete-user: a wrong password changes nothing.
+    let (s, _, v) = send(
+        c.delete(server.url("/auth/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "password": "not the password" })),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["code"], "INVALID_PASSWORD");
+    assert!(
+        klard_auth::store::users::by_email(&server.state.db, EMAIL)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (s, _, v) = send(
+        c.delete(server.url("/auth/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["success"], true);
+    assert!(
+        klard_auth::store::users::by_email(&server.state.db, EMAIL)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (s, _, _) = send(c.get(server.url("/auth/me")).bearer_auth(&token)).await;
+    assert_eq!(s, 401);
+}
+
 db_tests!(
+    change_email_and_delete_me,
     aliases_share_the_api_handlers,
     session_resources,
     another_users_session_is_not_found,

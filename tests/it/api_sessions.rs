@@ -573,9 +573,19 @@ async fn cors_answers_trusted_origins_only(db: Db) {
             .is_none()
     );
     assert!(header(r.headers(), "vary").unwrap_or("").contains("Origin"));
-    // The public JWKS keeps its credential-less CORS.
+    // The public JWKS (`/jwks`, discovery's jwks_uri) keeps its credential-less CORS;
+    // the `/api/auth/jwks` alias follows this router's policy (Better Auth's jwtClient
+    // fetches it with credentials).
     let r = http
         .get(server.url("/api/auth/jwks"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = http
+        .get(server.url("/jwks"))
         .header("origin", "https://evil.example.com")
         .send()
         .await

@@ -9,6 +9,7 @@ mod account_page;
 mod api_account;
 mod api_auth;
 mod api_change_email;
+mod api_compat;
 mod api_delete_user;
 mod api_openapi;
 mod api_rest;
