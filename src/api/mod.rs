@@ -146,9 +146,12 @@ pub fn iso8601(t: i64) -> String {
 }
 
 /// Better Auth's `User`: id, name, email, emailVerified, image, createdAt, updatedAt.
-/// `name` and `image` are the OIDC `name` and `picture` claims.
+/// `name` and `image` are the OIDC `name` and `picture` claims. The custom fields
+/// (`sign_up.fields`) are top-level keys as Better Auth's `additionalFields` are, and
+/// `termsVersion` / `termsAcceptedAt` record the accepted terms (null without).
 pub fn user_json(u: &User) -> Value {
-    json!({
+    let mut v = Value::Object(u.fields.clone());
+    let built_in = json!({
         "id": u.id,
         "name": u.claims.get("name").and_then(Value::as_str).unwrap_or(""),
         "email": u.email,
@@ -156,7 +159,13 @@ pub fn user_json(u: &User) -> Value {
         "image": u.claims.get("picture").and_then(Value::as_str),
         "createdAt": iso8601(u.created_at),
         "updatedAt": iso8601(u.updated_at),
-    })
+        "termsVersion": u.terms_version,
+        "termsAcceptedAt": u.terms_accepted_at.map(iso8601),
+    });
+    if let (Value::Object(m), Value::Object(b)) = (&mut v, built_in) {
+        m.extend(b);
+    }
+    v
 }
 
 /// Better Auth's `Session`. `id` is our public `sid` (the one in ID tokens). `token` is

@@ -3,3 +3,4 @@
 pub mod consent;
 pub mod login;
 pub mod session;
+pub mod signup;

@@ -7,6 +7,7 @@ mod support;
 
 mod api_account;
 mod api_auth;
+mod api_sign_up_policy;
 mod authorize;
 mod backchannel;
 mod cli;
