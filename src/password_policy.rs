@@ -19,6 +19,9 @@ pub enum PolicyViolation {
     Weak(&'static str),
 }
 
+/// A character-class rule: whether it is on, the class, and the message naming it.
+type Rule = (bool, fn(char) -> bool, &'static str);
+
 /// The email local parts shorter than this are too common to forbid (`bob`, `me`).
 const EMAIL_PART_MIN: usize = 4;
 
@@ -30,7 +33,7 @@ pub fn check(
     email: Option<&str>,
 ) -> Result<(), PolicyViolation> {
     length(policy, password)?;
-    let rules: [(bool, fn(char) -> bool, &'static str); 4] = [
+    let rules: [Rule; 4] = [
         (
             policy.require_lowercase,
             char::is_lowercase,
