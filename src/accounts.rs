@@ -9,8 +9,11 @@ use crate::store::users::{self, User};
 /// Claims a user document may set besides email/password.
 const SETTABLE: [&str; 3] = ["address", "phone_number", "phone_number_verified"];
 
-/// Creates a user from a JSON document: email (required), password, email_verified and
-/// the OIDC standard claims.
+/// Creates a user from a JSON document: email (required), password, email_verified,
+/// the OIDC standard claims, and `fields`: the custom user fields of `sign_up.fields`
+/// (typed as at sign-up; as an administrator's tool it may set `input = false` fields
+/// and need not give required ones; defaults apply). The password must follow the
+/// password policy, as on every other route.
 pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
     let m = doc.as_object().ok_or("the user must be a JSON object")?;
     let email = m
@@ -28,10 +31,20 @@ pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
         return Err(format!("a user with email {email} already exists"));
     }
     let password_hash = match m.get("password").and_then(Value::as_str) {
-        Some(p) if p.len() >= 8 => Some(state.hasher.hash(p).await.map_err(|e| e.to_string())?),
-        Some(_) => return Err("`password` must be at least 8 characters".into()),
+        Some(p) => {
+            crate::password_policy::check(&state.config.password_policy, p, Some(email))
+                .map_err(|e| format!("`password`: {e}"))?;
+            Some(state.hasher.hash(p).await.map_err(|e| e.to_string())?)
+        }
         None => None,
     };
+    let given = match m.get("fields") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(f)) => f.clone(),
+        Some(_) => return Err("`fields` must be a JSON object".into()),
+    };
+    let fields = crate::user_fields::for_create(&state.config.sign_up.fields, &given, true)
+        .map_err(|e| format!("`fields.{}`: {}", e.field, e.message))?;
     let mut claims = Map::new();
     for k in PROFILE.iter().chain(SETTABLE.iter()) {
         if *k == "updated_at" {
@@ -53,6 +66,9 @@ pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
         claims,
         created_at: now,
         updated_at: now,
+        fields,
+        terms_version: None,
+        terms_accepted_at: None,
     };
     users::insert(&state.db, &user)
         .await

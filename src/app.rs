@@ -137,6 +137,7 @@ fn endpoints() -> Router<State> {
         .route("/authorize/resume", get(oauth::authorize::resume))
         .route("/login", get(ui::login::show).post(ui::login::submit))
         .merge(ui::account::router())
+        .route("/sign-up", get(ui::signup::show).post(ui::signup::submit))
         .route("/consent", get(ui::consent::show).post(ui::consent::submit))
         .route(
             "/account/email",

@@ -1,6 +1,8 @@
-//! The command line: `serve` (default), `migrate`, `user`, `client`, `keys`. Every
+//! The command line: `serve` (default), `migrate`, `user`, `client`, `keys`, `invite`. Every
 //! command runs non-interactively (flags or JSON on stdin) and `--json` prints output a
 //! script can parse.
+
+mod invite;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ pub enum Command {
     Client(ClientCmd),
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Invite codes for `sign_up.mode = "invite_only"`.
+    #[command(subcommand)]
+    Invite(invite::InviteCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +178,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Client(c) => {
             let state = app::build_state(config).await?;
             client_cmd(&state, c, cli.json).await
+        }
+        Command::Invite(i) => {
+            let state = app::build_state(config).await?;
+            invite::run(&state, i, cli.json).await
         }
         Command::Keys(k) => {
             let state = app::build_state(config).await?;

@@ -59,6 +59,10 @@ pub struct Config {
     pub email_change: EmailChangeConfig,
     /// Deleting the account (`/api/auth/delete-user`, `/account/delete`).
     pub account_deletion: AccountDeletionConfig,
+    /// Rules every new password must follow (sign-up, change, reset, CLI).
+    pub password_policy: PasswordPolicyConfig,
+    /// Self-service registration: mode, custom user fields, terms of service, invites.
+    pub sign_up: SignUpConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,6 +99,145 @@ impl ApiAuthConfig {
             }
         }
         v
+    }
+}
+
+/// The largest `password_policy.max_length` allowed: it bounds the argon2 input.
+pub const PASSWORD_POLICY_MAX_LENGTH: usize = 1024;
+
+/// The password policy (issue 3), checked by `password_policy::check`. Lengths count
+/// characters (Unicode scalar values), as Better Auth's `minPasswordLength` /
+/// `maxPasswordLength` count JavaScript string length.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordPolicyConfig {
+    /// Fewest characters (Better Auth's default 8); at least 1.
+    pub min_length: usize,
+    /// Most characters (Better Auth's default 128); at most 1024.
+    pub max_length: usize,
+    /// Require a lower-case letter.
+    pub require_lowercase: bool,
+    /// Require an upper-case letter.
+    pub require_uppercase: bool,
+    /// Require a digit.
+    pub require_digit: bool,
+    /// Require a symbol: a character that is neither a letter, a digit nor a space.
+    pub require_symbol: bool,
+    /// Refuse a password that contains the local part of the account's email address
+    /// (compared case-insensitively, when that part has at least 4 characters).
+    pub forbid_email: bool,
+}
+
+impl Default for PasswordPolicyConfig {
+    fn default() -> Self {
+        PasswordPolicyConfig {
+            min_length: 8,
+            max_length: 128,
+            require_lowercase: false,
+            require_uppercase: false,
+            require_digit: false,
+            require_symbol: false,
+            forbid_email: true,
+        }
+    }
+}
+
+/// Who may create an account through `/api/auth/sign-up/email` and `/sign-up`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SignUpMode {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Only holders of an invite code (`klard-auth invite create`).
+    InviteOnly,
+    /// Nobody (Better Auth's `disableSignUp`); accounts come from the CLI only.
+    Disabled,
+}
+
+/// Self-service registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignUpConfig {
+    /// `open` (default), `invite_only` or `disabled`.
+    pub mode: SignUpMode,
+    /// The version of the terms of service a new user must accept (`acceptTerms: true`);
+    /// recorded on the user with the time. Unset: no terms are asked for.
+    pub terms_version: Option<String>,
+    /// Where the hosted sign-up page links the terms of service to.
+    pub terms_url: Option<String>,
+    /// Seconds an invite code stays valid when `invite create` is given no `--ttl`.
+    pub invite_ttl: i64,
+    /// Custom user fields (Better Auth's `user.additionalFields`).
+    pub fields: Vec<UserFieldConfig>,
+}
+
+impl Default for SignUpConfig {
+    fn default() -> Self {
+        SignUpConfig {
+            mode: SignUpMode::Open,
+            terms_version: None,
+            terms_url: None,
+            invite_ttl: 7 * 24 * 3600,
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// The type of a custom user field.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UserFieldType {
+    #[default]
+    String,
+    Number,
+    Boolean,
+    /// A string out of `values`.
+    Enum,
+}
+
+/// One custom user field, `[[sign_up.fields]]`, validated by `user_fields`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserFieldConfig {
+    /// The JSON key, camelCase (`^[a-z][A-Za-z0-9]*$`); not a built-in user key.
+    pub name: String,
+    /// `string` (default), `number`, `boolean` or `enum`.
+    #[serde(rename = "type")]
+    pub kind: UserFieldType,
+    /// The label on the hosted sign-up page; the name when unset.
+    pub label: Option<String>,
+    /// Must be given at sign-up (unless there is a `default`).
+    pub required: bool,
+    /// Most characters of a string (default 256 for strings).
+    pub max_length: Option<usize>,
+    /// Smallest allowed number.
+    pub min: Option<f64>,
+    /// Largest allowed number.
+    pub max: Option<f64>,
+    /// The allowed values of an enum.
+    pub values: Vec<String>,
+    /// Whether the client may set it at sign-up and in update-user (default true). A
+    /// field with `input = false` takes its default and only the CLI can set it.
+    pub input: bool,
+    /// The value when none is given.
+    pub default: Option<serde_json::Value>,
+}
+
+impl Default for UserFieldConfig {
+    fn default() -> Self {
+        UserFieldConfig {
+            name: String::new(),
+            kind: UserFieldType::String,
+            label: None,
+            required: false,
+            max_length: None,
+            min: None,
+            max: None,
+            values: Vec::new(),
+            input: true,
+            default: None,
+        }
     }
 }
 
@@ -386,6 +529,8 @@ impl Default for Config {
             api_auth: ApiAuthConfig::default(),
             email_change: EmailChangeConfig::default(),
             account_deletion: AccountDeletionConfig::default(),
+            password_policy: PasswordPolicyConfig::default(),
+            sign_up: SignUpConfig::default(),
         }
     }
 }
@@ -583,6 +728,8 @@ impl Config {
         }
         validate_mail(&self.mail)?;
         validate_account_lifecycle(&self.email_change, &self.account_deletion)?;
+        validate_password_policy(&self.password_policy)?;
+        validate_sign_up(&self.sign_up)?;
         for o in &self.api_auth.trusted_origins {
             let ok = Url::parse(o).is_ok_and(|u| {
                 (u.scheme() == "https" || u.scheme() == "http")
@@ -862,6 +1009,62 @@ fn validate_mail(m: &MailConfig) -> Result<(), ConfigError> {
             "mail.branding.support_email",
             "must be an email address",
         ));
+    }
+    Ok(())
+}
+
+fn validate_password_policy(p: &PasswordPolicyConfig) -> Result<(), ConfigError> {
+    if p.min_length < 1 {
+        return Err(invalid("password_policy.min_length", "must be at least 1"));
+    }
+    if p.max_length > PASSWORD_POLICY_MAX_LENGTH {
+        return Err(invalid(
+            "password_policy.max_length",
+            format!("must be at most {PASSWORD_POLICY_MAX_LENGTH}"),
+        ));
+    }
+    if p.min_length > p.max_length {
+        return Err(invalid(
+            "password_policy.min_length",
+            "must not be greater than password_policy.max_length",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_sign_up(s: &SignUpConfig) -> Result<(), ConfigError> {
+    if let Some(v) = &s.terms_version
+        && (v.trim().is_empty() || v.chars().count() > 64)
+    {
+        return Err(invalid(
+            "sign_up.terms_version",
+            "must be 1 to 64 characters when set",
+        ));
+    }
+    if let Some(u) = &s.terms_url
+        && !Url::parse(u).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http")
+    {
+        return Err(invalid(
+            "sign_up.terms_url",
+            "must be an absolute http(s) URL",
+        ));
+    }
+    if s.invite_ttl <= 0 {
+        return Err(invalid(
+            "sign_up.invite_ttl",
+            "must be a positive number of seconds",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in &s.fields {
+        crate::user_fields::check_declaration(f)
+            .map_err(|m| invalid("sign_up.fields", format!("`{}`: {m}", f.name)))?;
+        if !seen.insert(f.name.as_str()) {
+            return Err(invalid(
+                "sign_up.fields",
+                format!("`{}` declared twice", f.name),
+            ));
+        }
     }
     Ok(())
 }

@@ -86,8 +86,8 @@ pub struct ChangePasswordBody {
 /// `POST /api/auth/change-password` `{currentPassword, newPassword,
 /// revokeOtherSessions?}` → 200 `{"token": string | null, "user": User}`.
 ///
-/// As Better Auth: the new password must be 8–128 characters (400
-/// `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`), a wrong current password is 400
+/// As Better Auth: the new password must follow the password policy (400
+/// `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG` / `PASSWORD_TOO_WEAK`), a wrong current password is 400
 /// `INVALID_PASSWORD`, an account without a password 400
 /// `CREDENTIAL_ACCOUNT_NOT_FOUND`. With `revokeOtherSessions`, every session of the
 /// user is revoked, this one included, and a new session replaces it: its token is
@@ -101,8 +101,8 @@ pub async fn change_password(
     headers: HeaderMap,
     JsonBody(b): JsonBody<ChangePasswordBody>,
 ) -> Result<Response, ApiError> {
-    check_password(&b.new_password)?;
-    if b.current_password.chars().count() > super::sign::PASSWORD_MAX {
+    check_password(&state.config, &b.new_password, Some(&a.user.email))?;
+    if b.current_password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "PASSWORD_TOO_LONG",
@@ -162,7 +162,7 @@ pub async fn verify_password(
     a: Authed,
     JsonBody(b): JsonBody<VerifyPasswordBody>,
 ) -> Result<Response, ApiError> {
-    if b.password.chars().count() > super::sign::PASSWORD_MAX
+    if b.password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH
         || !state
             .hasher
             .verify(&b.password, a.user.password_hash.as_deref())
@@ -188,8 +188,9 @@ fn truthy(v: &Value) -> bool {
 /// `image` are the OIDC `name` and `picture` claims (`image: null` removes the
 /// picture); `updated_at` follows. As Better Auth: `email` is refused with 400
 /// `EMAIL_CAN_NOT_BE_UPDATED` (change-email is the way), a body with nothing to update
-/// is 400 `NO_FIELDS_TO_UPDATE`, other fields are ignored (no custom user fields are
-/// declared yet).
+/// is 400 `NO_FIELDS_TO_UPDATE`. The custom fields of `sign_up.fields` are validated
+/// as at sign-up (`user_fields::for_update`; a bad value, or one with `input = false`,
+/// is 400 `VALIDATION_ERROR` naming the field); other keys are ignored.
 pub async fn update_user(
     _: OriginChecked,
     AxState(state): AxState<State>,
@@ -224,18 +225,23 @@ pub async fn update_user(
             ));
         }
     };
-    if name.is_none() && image.is_none() {
+    // The stored user, not the session's copy, so nothing set meanwhile is lost.
+    let stored = users::by_id(&state.db, &a.user.id).await?;
+    let mut fields = stored
+        .as_ref()
+        .map(|u| u.fields.clone())
+        .unwrap_or_else(|| a.user.fields.clone());
+    let fields_given =
+        crate::user_fields::for_update(&state.config.sign_up.fields, &b, &mut fields)
+            .map_err(|e| ApiError::validation(e.to_string()))?;
+    if name.is_none() && image.is_none() && !fields_given {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "NO_FIELDS_TO_UPDATE",
             "No fields to update",
         ));
     }
-    // The stored claims, not the session's copy, so nothing set meanwhile is lost.
-    let mut claims = users::by_id(&state.db, &a.user.id)
-        .await?
-        .map(|u| u.claims)
-        .unwrap_or_else(|| a.user.claims.clone());
+    let mut claims = stored.map_or_else(|| a.user.claims.clone(), |u| u.claims);
     if let Some(n) = name {
         claims.insert("name".into(), json!(n));
     }
@@ -248,6 +254,7 @@ pub async fn update_user(
         }
         None => {}
     }
-    users::update_profile(&state.db, &a.user.id, &claims, state.clock.now()).await?;
+    users::update_profile_and_fields(&state.db, &a.user.id, &claims, &fields, state.clock.now())
+        .await?;
     Ok(json_response(json!({ "status": true })))
 }

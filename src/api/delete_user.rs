@@ -96,7 +96,7 @@ pub async fn delete_user(
         return Ok(clearing_cookie(&state, outcome_json(o), Some(a.via)));
     }
     if let Some(p) = &b.password {
-        if p.chars().count() > super::sign::PASSWORD_MAX
+        if p.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH
             || !state
                 .hasher
                 .verify(p, a.user.password_hash.as_deref())

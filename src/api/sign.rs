@@ -5,20 +5,18 @@ use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::extract::{self, OriginChecked, Via};
 use super::{JsonBody, json_response, user_json};
 use crate::app::State;
+use crate::config::Config;
 use crate::http::cookies;
+use crate::password_policy::{self, PolicyViolation};
+use crate::signup::{self, SignUpError};
 use crate::store::{sessions, users};
 use crate::ui::session as browser;
-
-/// Password length policy (issue 3 default; Better Auth's `minPasswordLength` 8 and
-/// `maxPasswordLength` 128), counted in characters.
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 128;
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -30,6 +28,10 @@ pub struct SignUpBody {
     #[serde(rename = "callbackURL")]
     callback_url: Option<String>,
     remember_me: Option<bool>,
+    /// Required (`true`) when `sign_up.terms_version` is set.
+    accept_terms: Option<bool>,
+    /// Required when `sign_up.mode = "invite_only"`.
+    invite_code: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -42,42 +44,71 @@ pub struct SignInBody {
     remember_me: Option<bool>,
 }
 
-/// Better Auth validates with zod's `z.email()`; this is the same idea, loosely: one `@`,
-/// a non-empty local part, a dotted domain, no spaces, at most 254 characters.
 pub(crate) fn check_email(email: &str) -> Result<(), ApiError> {
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if ok {
+    if crate::signup::is_email(email) {
         Ok(())
     } else {
         Err(ApiError::invalid_email())
     }
 }
 
-pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
-    let n = p.chars().count();
-    if n < PASSWORD_MIN {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "PASSWORD_TOO_SHORT",
-            "Password too short",
-        ));
+/// The password policy (`[password_policy]`, `password_policy::check`) as the API
+/// answers it; every route that sets a password calls this. `email` is the account's
+/// address, for `forbid_email`.
+pub fn check_password(config: &Config, p: &str, email: Option<&str>) -> Result<(), ApiError> {
+    password_policy::check(&config.password_policy, p, email).map_err(policy_error)
+}
+
+/// Better Auth's `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`; the other rules are
+/// `PASSWORD_TOO_WEAK`, with the rule in the message.
+pub fn policy_error(v: PolicyViolation) -> ApiError {
+    let code = match v {
+        PolicyViolation::TooShort(_) => "PASSWORD_TOO_SHORT",
+        PolicyViolation::TooLong(_) => "PASSWORD_TOO_LONG",
+        PolicyViolation::Weak(_) => "PASSWORD_TOO_WEAK",
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, code, v.to_string())
+}
+
+/// A sign-up refusal as Better Auth's error.
+fn sign_up_error(e: SignUpError) -> ApiError {
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        SignUpError::Disabled => ApiError::new(
+            bad,
+            "EMAIL_PASSWORD_SIGN_UP_DISABLED",
+            "Email and password sign up is not enabled",
+        ),
+        SignUpError::InviteRequired => {
+            ApiError::forbidden("INVITE_REQUIRED", "An invite code is required to sign up")
+        }
+        SignUpError::InvalidInvite => {
+            ApiError::forbidden("INVALID_INVITE", "Invalid or expired invite code")
+        }
+        SignUpError::InvalidEmail => ApiError::invalid_email(),
+        SignUpError::Password(v) => policy_error(v),
+        SignUpError::Field(f) => ApiError::validation(f.to_string()),
+        SignUpError::Invalid(m) => ApiError::validation(m),
+        SignUpError::TermsNotAccepted => ApiError::new(
+            bad,
+            "TERMS_NOT_ACCEPTED",
+            "The terms of service must be accepted (acceptTerms: true)",
+        ),
+        SignUpError::AlreadyExists => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+            "User already exists. Use another email.",
+        ),
+        SignUpError::Failed(m) => {
+            tracing::warn!(error = %m, "sign-up failed");
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "FAILED_TO_CREATE_USER",
+                "Failed to create user",
+            )
+        }
+        SignUpError::Db(e) => e.into(),
     }
-    if n > PASSWORD_MAX {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "PASSWORD_TOO_LONG",
-            "Password too long",
-        ));
-    }
-    Ok(())
 }
 
 /// Starts a session the way the hosted login page does (`ui::session::begin`), and
@@ -117,10 +148,11 @@ pub(super) fn with_session(mut resp: Response, started: &browser::Started) -> Re
 
 /// `POST /api/auth/sign-up/email` → 200 `{"token": string | null, "user": User}`.
 ///
-/// No user enumeration (issue 3): with `api_auth.auto_sign_in` off (the default), a new
-/// address and one that already has an account get the same answer: 200 with
-/// `token: null` and a user built from the request (for the existing address a
-/// synthetic one with a fresh id; the account is left untouched), and both hash the
+/// The registration core is `signup::sign_up` (mode, invite, password policy, custom
+/// fields, terms). No user enumeration (issue 3): with `api_auth.auto_sign_in` off (the
+/// default), a new address and one that already has an account get the same answer:
+/// 200 with `token: null` and a user built from the request (for the existing address
+/// a synthetic one with a fresh id; the account is left untouched), and both hash the
 /// password, so they also cost the same. This is Better Auth's own answer when
 /// `autoSignIn` is false or email verification is required. With `auto_sign_in` on, a
 /// new user is signed in (token, cookie, `set-auth-token`) and a duplicate gets 422
@@ -131,83 +163,37 @@ pub async fn sign_up_email(
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    JsonBody(b): JsonBody<SignUpBody>,
+    JsonBody(raw): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    check_email(&b.email)?;
-    check_password(&b.password)?;
-    if b.name.chars().count() > 256 {
-        return Err(ApiError::validation("[body.name] at most 256 characters"));
-    }
-    if b.image.as_ref().is_some_and(|i| i.len() > 2048) {
-        return Err(ApiError::validation("[body.image] at most 2048 characters"));
-    }
+    let b: SignUpBody = serde_json::from_value(Value::Object(raw.clone()))
+        .map_err(|e| ApiError::validation(format!("[body] {e}")))?;
     extract::check_callback_url(&state, b.callback_url.as_deref())?;
     let auto = state.config.api_auth.auto_sign_in;
-    let exists = users::by_email(&state.db, &b.email).await?.is_some();
-    if exists {
-        return existing_sign_up(&state, &b, auto).await;
-    }
-    let mut doc = json!({ "email": b.email, "password": b.password, "name": b.name });
-    if let Some(i) = &b.image {
-        doc["picture"] = json!(i);
-    }
-    let user = match crate::accounts::create_user(&state, doc).await {
-        Ok(u) => u,
-        Err(e) => {
-            // A concurrent sign-up with the same address won the insert.
-            if users::by_email(&state.db, &b.email).await?.is_some() {
-                return existing_sign_up(&state, &b, auto).await;
-            }
-            tracing::warn!(error = %e, "sign-up failed");
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "FAILED_TO_CREATE_USER",
-                "Failed to create user",
+    let req = signup::Request {
+        name: b.name,
+        email: b.email,
+        password: b.password,
+        image: b.image,
+        body: raw,
+        accept_terms: b.accept_terms == Some(true),
+        invite_code: b.invite_code,
+    };
+    let outcome = signup::sign_up(&state, &req, auto)
+        .await
+        .map_err(sign_up_error)?;
+    let user = match outcome {
+        signup::Outcome::Created(u) if auto => u,
+        other => {
+            return Ok(json_response(
+                json!({ "token": Value::Null, "user": user_json(other.user()) }),
             ));
         }
     };
-    if !auto {
-        return Ok(json_response(
-            json!({ "token": Value::Null, "user": user_json(&user) }),
-        ));
-    }
     let started =
         start_session(&state, peer, &headers, &user, b.remember_me != Some(false)).await?;
     Ok(with_session(
         json_response(json!({ "token": started.token, "user": user_json(&user) })),
         &started,
-    ))
-}
-
-async fn existing_sign_up(state: &State, b: &SignUpBody, auto: bool) -> Result<Response, ApiError> {
-    if auto {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
-            "User already exists. Use another email.",
-        ));
-    }
-    // The same work as creating the account.
-    let _ = state.hasher.hash(&b.password).await;
-    let now = state.clock.now();
-    let synthetic = users::User {
-        id: uuid::Uuid::new_v4().to_string(),
-        email: users::normalize_email(&b.email),
-        email_verified: false,
-        password_hash: None,
-        claims: {
-            let mut m = serde_json::Map::new();
-            m.insert("name".into(), json!(b.name));
-            if let Some(i) = &b.image {
-                m.insert("picture".into(), json!(i));
-            }
-            m
-        },
-        created_at: now,
-        updated_at: now,
-    };
-    Ok(json_response(
-        json!({ "token": Value::Null, "user": user_json(&synthetic) }),
     ))
 }
 

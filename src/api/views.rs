@@ -24,7 +24,28 @@ pub struct UserView {
     pub created_at: String,
     #[schemars(extend("format" = "date-time"))]
     pub updated_at: String,
+    /// The terms-of-service version the user accepted (`sign_up.terms_version`).
+    pub terms_version: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
+    pub terms_accepted_at: Option<String>,
+    /// The custom fields declared in `[[sign_up.fields]]`, as top-level keys (Better
+    /// Auth's `additionalFields`).
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The keys of [`UserView`] a stored custom field may never shadow.
+const BUILT_IN: [&str; 9] = [
+    "id",
+    "name",
+    "email",
+    "emailVerified",
+    "image",
+    "createdAt",
+    "updatedAt",
+    "termsVersion",
+    "termsAcceptedAt",
+];
 
 impl UserView {
     pub fn of(u: &User) -> UserView {
@@ -37,6 +58,14 @@ impl UserView {
             image: claim("picture").map(str::to_string),
             created_at: iso8601(u.created_at),
             updated_at: iso8601(u.updated_at),
+            terms_version: u.terms_version.clone(),
+            terms_accepted_at: u.terms_accepted_at.map(iso8601),
+            fields: u
+                .fields
+                .iter()
+                .filter(|(k, _)| !BUILT_IN.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

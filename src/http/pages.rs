@@ -39,6 +39,9 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub login_hint: &'a str,
     pub error: Option<&'a str>,
+    /// The "Create an account" link (`/sign-up?return_to=` this page), unless
+    /// `sign_up.mode = "disabled"`.
+    pub sign_up_url: Option<String>,
 }
 
 #[derive(Template)]

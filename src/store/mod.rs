@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod grants;
+pub mod invites;
 pub mod keys;
 pub mod lifecycle;
 pub mod outbox;

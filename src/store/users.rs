@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, b2i};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -17,6 +17,11 @@ pub struct User {
     pub claims: Map<String, Value>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Custom user fields (`sign_up.fields`), validated by `user_fields`.
+    pub fields: Map<String, Value>,
+    /// The terms-of-service version accepted at sign-up, and when.
+    pub terms_version: Option<String>,
+    pub terms_accepted_at: Option<i64>,
 }
 
 fn from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
@@ -29,6 +34,9 @@ fn from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
         claims: serde_json::from_str(&claims).unwrap_or_default(),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        fields: serde_json::from_str(&r.try_get::<String, _>("fields")?).unwrap_or_default(),
+        terms_version: r.try_get("terms_version")?,
+        terms_accepted_at: r.try_get("terms_accepted_at")?,
     })
 }
 
@@ -38,9 +46,18 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 pub async fn insert(db: &Db, u: &User) -> Result<(), sqlx::Error> {
+    insert_with(&db.pool, u).await
+}
+
+/// `insert` on any executor, e.g. the transaction that also spends an invite.
+pub async fn insert_with<'e, E>(ex: E, u: &User) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
-        "INSERT INTO users (id, email, email_verified, password_hash, claims, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO users (id, email, email_verified, password_hash, claims, created_at, updated_at,
+                            fields, terms_version, terms_accepted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&u.id)
     .bind(normalize_email(&u.email))
@@ -49,7 +66,10 @@ pub async fn insert(db: &Db, u: &User) -> Result<(), sqlx::Error> {
     .bind(Value::Object(u.claims.clone()).to_string())
     .bind(u.created_at)
     .bind(u.updated_at)
-    .execute(&db.pool)
+    .bind(Value::Object(u.fields.clone()).to_string())
+    .bind(&u.terms_version)
+    .bind(u.terms_accepted_at)
+    .execute(ex)
     .await?;
     Ok(())
 }
@@ -88,6 +108,25 @@ pub async fn update_profile(
     sqlx::query("UPDATE users SET claims = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(Value::Object(claims.clone()).to_string())
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the user's standard claims and custom fields in one statement
+/// (`update-user`) and sets `updated_at`.
+pub async fn update_profile_and_fields(
+    db: &Db,
+    id: &str,
+    claims: &Map<String, Value>,
+    fields: &Map<String, Value>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET claims = $2, fields = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(Value::Object(claims.clone()).to_string())
+        .bind(Value::Object(fields.clone()).to_string())
         .bind(now)
         .execute(&db.pool)
         .await?;

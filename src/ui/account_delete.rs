@@ -121,7 +121,7 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         return Ok(csrf_failed(state));
     }
     let password = p.get("password").unwrap_or("");
-    if password.chars().count() > crate::api::sign::PASSWORD_MAX
+    if password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH
         || !state
             .hasher
             .verify(password, u.password_hash.as_deref())

@@ -46,6 +46,7 @@ fn login_page(
             csrf_token: &csrf,
             login_hint,
             error,
+            sign_up_url: sign_up_url(state, &base, &i.id),
         },
     )
 }
@@ -56,6 +57,18 @@ fn login_page(
 pub struct LoginQuery {
     interaction: Option<String>,
     return_to: Option<String>,
+}
+
+/// `/sign-up?return_to=<this login page>`, or none when sign-up is disabled.
+fn sign_up_url(state: &State, base: &str, interaction: &str) -> Option<String> {
+    if state.config.sign_up.mode == crate::config::SignUpMode::Disabled {
+        return None;
+    }
+    let back = format!("{base}/login?interaction={interaction}");
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", &back)
+        .finish();
+    Some(format!("{base}/sign-up?{q}"))
 }
 
 pub async fn show(

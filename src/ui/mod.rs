@@ -8,3 +8,4 @@ pub mod account_result;
 pub mod consent;
 pub mod login;
 pub mod session;
+pub mod signup;

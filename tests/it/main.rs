@@ -14,6 +14,7 @@ mod api_delete_user;
 mod api_openapi;
 mod api_rest;
 mod api_sessions;
+mod api_sign_up_policy;
 mod authorize;
 mod backchannel;
 mod cli;
