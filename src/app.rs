@@ -138,6 +138,15 @@ fn endpoints() -> Router<State> {
         .route("/login", get(ui::login::show).post(ui::login::submit))
         .route("/consent", get(ui::consent::show).post(ui::consent::submit))
         .route(
+            "/forgot-password",
+            get(ui::recovery::forgot_show).post(ui::recovery::forgot_submit),
+        )
+        .route(
+            "/reset-password",
+            get(ui::recovery::reset_show).post(ui::recovery::reset_submit),
+        )
+        .route("/verify-email", get(ui::recovery::verify_show))
+        .route(
             "/end_session",
             get(oidc::logout::get).post(oidc::logout::post),
         )

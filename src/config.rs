@@ -55,6 +55,60 @@ pub struct Config {
     pub mail: MailConfig,
     /// The Better-Auth-compatible `/api/auth/*` JSON API.
     pub api_auth: ApiAuthConfig,
+    /// Email verification mails, and whether sign-in requires a verified address.
+    pub email_verification: EmailVerificationConfig,
+    /// Password reset by mailed link.
+    pub password_reset: PasswordResetConfig,
+}
+
+/// Better Auth's `emailVerification` options plus `requireEmailVerification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailVerificationConfig {
+    /// Mail a verification link when a new account signs up (`sendOnSignUp`).
+    pub send_on_sign_up: bool,
+    /// Refuse sign-in (API and login page) until the address is verified
+    /// (`requireEmailVerification`): 403 `EMAIL_NOT_VERIFIED` after the password check.
+    pub require: bool,
+    /// Seconds a verification link stays valid (`expiresIn`).
+    pub token_ttl: i64,
+    /// Start a session when a link is followed (`autoSignInAfterVerification`).
+    pub auto_sign_in_after_verification: bool,
+    /// With `require`, mail a fresh link when an unverified user signs in
+    /// (`sendOnSignIn`).
+    pub send_on_sign_in: bool,
+}
+
+impl Default for EmailVerificationConfig {
+    fn default() -> Self {
+        EmailVerificationConfig {
+            send_on_sign_up: true,
+            require: false,
+            token_ttl: 3600,
+            auto_sign_in_after_verification: false,
+            send_on_sign_in: true,
+        }
+    }
+}
+
+/// Password reset by mailed link (Better Auth's `resetPasswordTokenExpiresIn`,
+/// `revokeSessionsOnPasswordReset`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordResetConfig {
+    /// Seconds a reset link stays valid.
+    pub token_ttl: i64,
+    /// On reset, revoke every session and refresh-token family of the user.
+    pub revoke_sessions: bool,
+}
+
+impl Default for PasswordResetConfig {
+    fn default() -> Self {
+        PasswordResetConfig {
+            token_ttl: 3600,
+            revoke_sessions: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -364,6 +418,8 @@ impl Default for Config {
             resources: Vec::new(),
             mail: MailConfig::default(),
             api_auth: ApiAuthConfig::default(),
+            email_verification: EmailVerificationConfig::default(),
+            password_reset: PasswordResetConfig::default(),
         }
     }
 }
@@ -556,6 +612,18 @@ impl Config {
             }
         }
         validate_mail(&self.mail)?;
+        if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
+            return Err(invalid(
+                "email_verification.token_ttl",
+                "must be between 60 seconds and 30 days",
+            ));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.password_reset.token_ttl) {
+            return Err(invalid(
+                "password_reset.token_ttl",
+                "must be between 60 seconds and 7 days",
+            ));
+        }
         for o in &self.api_auth.trusted_origins {
             let ok = Url::parse(o).is_ok_and(|u| {
                 (u.scheme() == "https" || u.scheme() == "http")

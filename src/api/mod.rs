@@ -11,8 +11,10 @@
 pub mod account;
 pub mod error;
 pub mod extract;
+pub mod reset;
 pub mod sessions;
 pub mod sign;
+pub mod verify;
 
 use axum::Json;
 use axum::Router;
@@ -48,6 +50,24 @@ pub fn router() -> Router<State> {
         .route("/api/auth/verify-password", post(account::verify_password))
         .route("/api/auth/update-user", post(account::update_user))
         .route("/api/auth/ok", get(ok))
+        .route("/api/auth/verify-email", get(verify::verify_email))
+        .route(
+            "/api/auth/send-verification-email",
+            post(verify::send_verification_email),
+        )
+        .route(
+            "/api/auth/request-password-reset",
+            post(reset::request_password_reset),
+        )
+        .route(
+            "/api/auth/forget-password",
+            post(reset::request_password_reset),
+        )
+        .route(
+            "/api/auth/reset-password/{token}",
+            get(reset::reset_password_callback),
+        )
+        .route("/api/auth/reset-password", post(reset::reset_password))
 }
 
 /// `GET /api/auth/ok` (ok.ts): `{"ok": true}`.

@@ -44,7 +44,7 @@ pub struct SignInBody {
 
 /// Better Auth validates with zod's `z.email()`; this is the same idea, loosely: one `@`,
 /// a non-empty local part, a dotted domain, no spaces, at most 254 characters.
-fn check_email(email: &str) -> Result<(), ApiError> {
+pub fn check_email(email: &str) -> Result<(), ApiError> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -61,7 +61,7 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
+pub fn check_password(p: &str) -> Result<(), ApiError> {
     let n = p.chars().count();
     if n < PASSWORD_MIN {
         return Err(ApiError::new(
@@ -142,7 +142,8 @@ pub async fn sign_up_email(
         return Err(ApiError::validation("[body.image] at most 2048 characters"));
     }
     extract::check_callback_url(&state, b.callback_url.as_deref())?;
-    let auto = state.config.api_auth.auto_sign_in;
+    // With required verification a new account must not be signed in (Better Auth).
+    let auto = state.config.api_auth.auto_sign_in && !state.config.email_verification.require;
     let exists = users::by_email(&state.db, &b.email).await?.is_some();
     if exists {
         return existing_sign_up(&state, &b, auto).await;
@@ -166,6 +167,7 @@ pub async fn sign_up_email(
             ));
         }
     };
+    super::verify::after_sign_up(&state, &headers, &user, b.callback_url.as_deref()).await;
     if !auto {
         return Ok(json_response(
             json!({ "token": Value::Null, "user": user_json(&user) }),
@@ -238,6 +240,7 @@ pub async fn sign_in_email(
         (true, Some(u)) => u,
         _ => return Err(ApiError::invalid_email_or_password()),
     };
+    super::verify::sign_in_gate(&state, &headers, &user, b.callback_url.as_deref()).await?;
     // As on the login page, a new login through the cookie replaces that browser's
     // previous session instead of leaving it orphaned.
     if let Some(old) = extract::authed(&state, &headers).await?

@@ -136,6 +136,10 @@ async fn submit_inner(
             ));
         }
     };
+    if !crate::email_verification::sign_in_allowed(state, headers, &user, None).await {
+        let msg = crate::email_verification::not_verified_message(state);
+        return Ok(login_page(state, &i, &req, &client, &bid, email, Some(msg)));
+    }
     // A new login replaces the browser's previous session.
     if let Some((old, _)) = browser::current(state, headers).await? {
         sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;

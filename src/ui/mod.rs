@@ -2,4 +2,5 @@
 
 pub mod consent;
 pub mod login;
+pub mod recovery;
 pub mod session;

@@ -7,6 +7,8 @@ mod support;
 
 mod api_account;
 mod api_auth;
+mod api_reset;
+mod api_verify;
 mod authorize;
 mod backchannel;
 mod cli;

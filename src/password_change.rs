@@ -1,0 +1,171 @@
+//! Password changes by every route (reset link, `/api/auth/change-password`, the hosted
+//! reset page) go through [`set_password`]: the new hash, the end of every open reset
+//! link (issue 3), the optional revocation of sessions and refresh tokens, and the
+//! "your password was changed" mail. Also the reset-link flow itself (Better Auth
+//! `routes/password.ts`: `requestPasswordReset`, `resetPassword`).
+
+use axum::http::HeaderMap;
+use serde_json::json;
+
+use crate::app::State;
+use crate::crypto;
+use crate::error::Error;
+use crate::mail::{self, templates};
+use crate::store::credentials::{self, Revoke};
+use crate::store::users::{self, User};
+use crate::store::verifications::{self, Purpose, Rejected, Verification};
+
+/// Sets `new_hash` as the user's password (see the module doc). With `reset_token`,
+/// that token is spent in the same transaction and must still be open: `false` (and
+/// nothing written) otherwise. The mail is queued after the commit and never fails the
+/// change.
+pub async fn set_password(
+    state: &State,
+    headers: &HeaderMap,
+    user: &User,
+    new_hash: &str,
+    reset_token: Option<&str>,
+    revoke: Revoke<'_>,
+) -> Result<bool, Error> {
+    let now = state.clock.now();
+    if !credentials::set_password(&state.db, &user.id, new_hash, reset_token, revoke, now).await? {
+        return Ok(false);
+    }
+    notify_changed(state, headers, user, now).await;
+    Ok(true)
+}
+
+async fn notify_changed(state: &State, headers: &HeaderMap, user: &User, now: i64) {
+    let locale = templates::locale_for(&user.claims, headers);
+    let msg = match templates::password_changed(
+        &state.config.mail.branding,
+        &user.email,
+        locale.as_str(),
+        &state.config.url("/forgot-password"),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "password change: cannot render the notice");
+            return;
+        }
+    };
+    if let Err(e) = mail::enqueue(&state.db, &msg, now).await {
+        tracing::error!(error = %e, "password change: cannot queue the notice");
+    }
+}
+
+/// The link in a reset mail: Better Auth's `{baseURL}/reset-password/{token}` callback,
+/// with `callbackURL` = the request's `redirectTo` (already checked by the caller);
+/// without one it leads on to the hosted reset page.
+pub fn reset_link(state: &State, token: &str, redirect_to: Option<&str>) -> String {
+    let base = state
+        .config
+        .url(&format!("/api/auth/reset-password/{token}"));
+    match redirect_to.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("callbackURL", r)
+                .finish();
+            format!("{base}?{q}")
+        }
+        None => base,
+    }
+}
+
+/// Mails a reset link if `email` has an account; otherwise does the same rendering and
+/// sends nothing. The caller answers both alike (no user enumeration), and failures to
+/// store or queue are logged, not reported, for the same reason.
+pub async fn request_reset(
+    state: &State,
+    headers: &HeaderMap,
+    email: &str,
+    redirect_to: Option<&str>,
+) -> Result<(), Error> {
+    let cfg = &state.config.password_reset;
+    let now = state.clock.now();
+    let user = users::by_email(&state.db, email).await?;
+    let token = match &user {
+        Some(u) => match verifications::issue(
+            &state.db,
+            Purpose::ResetPassword,
+            &u.id,
+            &json!({}),
+            cfg.token_ttl,
+            now,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "password reset: cannot store the token");
+                return Ok(());
+            }
+        },
+        None => crypto::random_token(32),
+    };
+    let (to, claims) = match &user {
+        Some(u) => (u.email.clone(), u.claims.clone()),
+        None => (users::normalize_email(email), serde_json::Map::new()),
+    };
+    let locale = templates::locale_for(&claims, headers);
+    let msg = match templates::reset_password(
+        &state.config.mail.branding,
+        &to,
+        locale.as_str(),
+        &reset_link(state, &token, redirect_to),
+        cfg.token_ttl,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "password reset: cannot render the mail");
+            return Ok(());
+        }
+    };
+    if user.is_some()
+        && let Err(e) = mail::enqueue(&state.db, &msg, now).await
+    {
+        tracing::error!(error = %e, "password reset: cannot queue the mail");
+    }
+    Ok(())
+}
+
+/// An open reset token, without spending it (to show the form, or to redirect with it).
+pub async fn check_token(state: &State, token: &str) -> Result<Result<Verification, Rejected>, Error> {
+    Ok(verifications::peek(&state.db, Purpose::ResetPassword, token, state.clock.now()).await?)
+}
+
+/// Sets a new password with a reset token. The caller has checked the password policy.
+/// The token is spent and the password set in one transaction; with
+/// `password_reset.revoke_sessions` every session and refresh-token family of the user
+/// ends too.
+pub async fn reset(
+    state: &State,
+    headers: &HeaderMap,
+    token: &str,
+    new_password: &str,
+) -> Result<Result<(), Rejected>, Error> {
+    let v = match check_token(state, token).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(user) = users::by_id(&state.db, &v.user_id).await? else {
+        return Ok(Err(Rejected::Unknown));
+    };
+    let hash = state
+        .hasher
+        .hash(new_password)
+        .await
+        .map_err(Error::internal)?;
+    let all = state.config.password_reset.revoke_sessions;
+    let revoke = Revoke {
+        sessions: all,
+        keep_sid: None,
+        refresh_tokens: all,
+    };
+    if set_password(state, headers, &user, &hash, Some(token), revoke).await? {
+        Ok(Ok(()))
+    } else {
+        // Spent or expired between the check and the transaction.
+        Ok(Err(Rejected::Used))
+    }
+}
