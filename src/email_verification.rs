@@ -22,7 +22,11 @@ pub fn link(state: &State, token: &str, callback: Option<&str>) -> String {
     match callback.filter(|c| !c.is_empty()) {
         Some(c) => {
             q.append_pair("callbackURL", c);
-            format!("{}?{}", state.config.url("/api/auth/verify-email"), q.finish())
+            format!(
+                "{}?{}",
+                state.config.url("/api/auth/verify-email"),
+                q.finish()
+            )
         }
         None => format!("{}?{}", state.config.url("/verify-email"), q.finish()),
     }

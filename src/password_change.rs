@@ -130,7 +130,10 @@ pub async fn request_reset(
 }
 
 /// An open reset token, without spending it (to show the form, or to redirect with it).
-pub async fn check_token(state: &State, token: &str) -> Result<Result<Verification, Rejected>, Error> {
+pub async fn check_token(
+    state: &State,
+    token: &str,
+) -> Result<Result<Verification, Rejected>, Error> {
     Ok(verifications::peek(&state.db, Purpose::ResetPassword, token, state.clock.now()).await?)
 }
 

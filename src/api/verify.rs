@@ -132,7 +132,11 @@ pub async fn verify_email(
         Some(c) => found(&resolve(&state, c)),
         None => json_response(json!({ "status": true, "user": user })),
     };
-    if !state.config.email_verification.auto_sign_in_after_verification {
+    if !state
+        .config
+        .email_verification
+        .auto_sign_in_after_verification
+    {
         return Ok(done(Value::Null));
     }
     let started = start_session(&state, peer, &headers, &user, true).await?;

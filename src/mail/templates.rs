@@ -93,7 +93,10 @@ pub fn verify_email(
 
 /// The locale of a mail to a user: their `locale` claim if set, else the request's
 /// `Accept-Language`, else English.
-pub fn locale_for(claims: &serde_json::Map<String, serde_json::Value>, headers: &axum::http::HeaderMap) -> Locale {
+pub fn locale_for(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    headers: &axum::http::HeaderMap,
+) -> Locale {
     if let Some(l) = claims
         .get("locale")
         .and_then(serde_json::Value::as_str)
@@ -242,8 +245,7 @@ mod tests {
         assert!(en.text.contains("help@example.com"), "{}", en.text);
         assert!(en.html.contains("callbackURL=%2Fr&#38;a=1"), "{}", en.html);
         assert!(en.html.contains("<html lang=\"en\">"), "{}", en.html);
-        let de = reset_password(&b, "x@example.com", "de-AT,de;q=0.9", link, 1800)
-            .expect("render");
+        let de = reset_password(&b, "x@example.com", "de-AT,de;q=0.9", link, 1800).expect("render");
         assert_eq!(de.subject, "Setzen Sie Ihr Klard-Passwort zurück");
         assert_eq!(de.locale, "de");
         assert!(de.text.contains("läuft in 30 Minuten ab"), "{}", de.text);
@@ -261,7 +263,11 @@ mod tests {
         let en = password_changed(&b, "o'brien@example.com", "fr", link).expect("render");
         assert_eq!(en.locale, "en");
         assert_eq!(en.subject, "Your Acme <Auth> password was changed");
-        assert!(en.text.contains("(o'brien@example.com) was just changed"), "{}", en.text);
+        assert!(
+            en.text.contains("(o'brien@example.com) was just changed"),
+            "{}",
+            en.text
+        );
         assert!(en.text.contains(link), "{}", en.text);
         assert!(en.html.contains("Acme &#60;Auth&#62;"), "{}", en.html);
         assert!(!en.html.contains("<Auth>"), "{}", en.html);

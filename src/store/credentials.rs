@@ -53,7 +53,7 @@ pub async fn set_password(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     if let Some(t) = reset_token
-        && !spend(&mut *tx, Purpose::ResetPassword, t, user_id, now).await?
+        && !spend(&mut tx, Purpose::ResetPassword, t, user_id, now).await?
     {
         tx.rollback().await?;
         return Ok(false);
@@ -118,7 +118,7 @@ pub async fn verify_email(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    if !spend(&mut *tx, Purpose::VerifyEmail, token, user_id, now).await? {
+    if !spend(&mut tx, Purpose::VerifyEmail, token, user_id, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -229,7 +229,13 @@ pub async fn reset_submit(
         )
     };
     let csrf_id = crypto::hash_secret(token);
-    if !browser::check_csrf(&state, RESET, &csrf_id, &bid, p.get("csrf_token").unwrap_or("")) {
+    if !browser::check_csrf(
+        &state,
+        RESET,
+        &csrf_id,
+        &bid,
+        p.get("csrf_token").unwrap_or(""),
+    ) {
         return page(StatusCode::BAD_REQUEST, Some(CSRF_FAILED), false, false);
     }
     let new = p.get("new_password").unwrap_or("");
@@ -246,7 +252,11 @@ pub async fn reset_submit(
             crate::api::error::ApiError::Api { message, .. } => message,
             crate::api::error::ApiError::Internal(e) => return failure(&state, e),
         };
-        let msg = format!("{msg}: use {} to {} characters.", crate::api::sign::PASSWORD_MIN, crate::api::sign::PASSWORD_MAX);
+        let msg = format!(
+            "{msg}: use {} to {} characters.",
+            crate::api::sign::PASSWORD_MIN,
+            crate::api::sign::PASSWORD_MAX
+        );
         return page(StatusCode::BAD_REQUEST, Some(&msg), false, false);
     }
     match password_change::reset(&state, &headers, token, new).await {

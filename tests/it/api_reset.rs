@@ -84,7 +84,10 @@ async fn mailed_link_resets_and_revokes(db: Db) {
         &[("prompt", "consent")],
     )
     .await;
-    let refresh = tokens["refresh_token"].as_str().expect("refresh_token").to_string();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
 
     let (s, v) = request_reset(
         &server,
@@ -101,7 +104,10 @@ async fn mailed_link_resets_and_revokes(db: Db) {
     assert!(m.part("text/plain").contains("läuft in 60 Minuten ab"));
     assert!(m.part("text/html").contains("Neues Passwort wählen"));
     let link = link_in(m, &server.url("/api/auth/reset-password/"));
-    assert_eq!(query_value(&link, "callbackURL").as_deref(), Some("/app/reset?x=1"));
+    assert_eq!(
+        query_value(&link, "callbackURL").as_deref(),
+        Some("/app/reset?x=1")
+    );
     assert!(m.part("text/html").contains(&link.replace('&', "&#38;")));
 
     // The callback hands the token to the app without spending it.
@@ -125,7 +131,12 @@ async fn mailed_link_resets_and_revokes(db: Db) {
     assert_eq!(v, json!({ "status": true }));
     assert_eq!(sign_in(&server, PASSWORD).await.0, 401);
     // revoke_sessions (default): the old session and the refresh token are dead.
-    let (s, _, v) = get_url(&server, &server.url("/api/auth/get-session"), Some(&old_session)).await;
+    let (s, _, v) = get_url(
+        &server,
+        &server.url("/api/auth/get-session"),
+        Some(&old_session),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v, Value::Null);
     let (s, v, _) = token_basic(
@@ -146,23 +157,40 @@ async fn mailed_link_resets_and_revokes(db: Db) {
         .find(|m| m.subject.contains("geändert"))
         .expect("password changed mail");
     assert_eq!(n.subject, "Ihr Klard Test-Passwort wurde geändert");
-    assert!(n.part("text/plain").contains(&format!("({EMAIL}) wurde soeben geändert")));
-    assert!(n.part("text/plain").contains(&server.url("/forgot-password")));
+    assert!(
+        n.part("text/plain")
+            .contains(&format!("({EMAIL}) wurde soeben geändert"))
+    );
+    assert!(
+        n.part("text/plain")
+            .contains(&server.url("/forgot-password"))
+    );
     assert!(n.part("text/html").contains("Passwort zurücksetzen"));
 
     // Spent: the token and the link are dead.
-    let (s, v) = reset(&server, json!({ "newPassword": "yet another passphrase", "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_TOKEN")));
+    let (s, v) = reset(
+        &server,
+        json!({ "newPassword": "yet another passphrase", "token": token }),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_TOKEN"))
+    );
     let (s, h, _) = get_url(&server, &link, None).await;
     assert_eq!(s, 302);
-    assert_eq!(location(&h), server.url("/app/reset?x=1&error=INVALID_TOKEN"));
+    assert_eq!(
+        location(&h),
+        server.url("/app/reset?x=1&error=INVALID_TOKEN")
+    );
     assert_eq!(sign_in(&server, NEW_PASSWORD).await.0, 200);
 }
 
 async fn unknown_address_same_answer_no_mail(db: Db) {
     let (smtp, server) = mail_server(db, |_| {}).await;
     plain_user(&server).await;
-    let (s1, unknown) = request_reset(&server, json!({ "email": "nobody@example.com" }), "en").await;
+    let (s1, unknown) =
+        request_reset(&server, json!({ "email": "nobody@example.com" }), "en").await;
     let (s2, _, old) = post_json(
         &server,
         "/api/auth/forget-password",
@@ -171,11 +199,17 @@ async fn unknown_address_same_answer_no_mail(db: Db) {
     )
     .await;
     let (s3, known) = request_reset(&server, json!({ "email": "GILES@example.com" }), "en").await;
-    assert_eq!((s1, s2, s3), (StatusCode::OK, StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        (s1, s2, s3),
+        (StatusCode::OK, StatusCode::OK, StatusCode::OK)
+    );
     assert_eq!(unknown, known);
     assert_eq!(old, known);
     assert_eq!(outbox_count(&server).await, 1);
-    assert_eq!(count(&server, "SELECT COUNT(*) FROM verification_tokens").await, 1);
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM verification_tokens").await,
+        1
+    );
     let mails = smtp.wait_for(1).await;
     assert_eq!(mails[0].to, EMAIL);
     assert_eq!(mails[0].subject, "Reset your Klard Test password");
@@ -206,23 +240,41 @@ async fn refusals_change_nothing(db: Db) {
         "en",
     )
     .await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (403, Some("INVALID_CALLBACK_URL")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (403, Some("INVALID_CALLBACK_URL"))
+    );
     let (s, _, v) = get_url(
         &server,
         &format!("{link}?callbackURL=https%3A%2F%2Fevil.example%2F"),
         None,
     )
     .await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (403, Some("INVALID_CALLBACK_URL")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (403, Some("INVALID_CALLBACK_URL"))
+    );
     // Bad request bodies.
     let (s, v) = request_reset(&server, json!({}), "en").await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
     let (s, v) = request_reset(&server, json!({ "email": "no at sign" }), "en").await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_EMAIL")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_EMAIL"))
+    );
     let (s, v) = reset(&server, json!({ "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
     let (s, v) = reset(&server, json!({ "newPassword": NEW_PASSWORD })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_TOKEN")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_TOKEN"))
+    );
     let r = server
         .http()
         .post(server.url("/api/auth/reset-password"))
@@ -235,10 +287,16 @@ async fn refusals_change_nothing(db: Db) {
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "VALIDATION_ERROR");
     // A weak password: refused, and the token stays usable.
     let (s, v) = reset(&server, json!({ "newPassword": "short", "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("PASSWORD_TOO_SHORT")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("PASSWORD_TOO_SHORT"))
+    );
     let long = "x".repeat(129);
     let (s, v) = reset(&server, json!({ "newPassword": long, "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("PASSWORD_TOO_LONG")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("PASSWORD_TOO_LONG"))
+    );
     // A token for another purpose.
     let verify = verifications::issue(
         &server.state.db,
@@ -250,27 +308,53 @@ async fn refusals_change_nothing(db: Db) {
     )
     .await
     .expect("issue");
-    let (s, v) = reset(&server, json!({ "newPassword": NEW_PASSWORD, "token": verify })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_TOKEN")));
+    let (s, v) = reset(
+        &server,
+        json!({ "newPassword": NEW_PASSWORD, "token": verify }),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_TOKEN"))
+    );
     let (s, h, _) = get_url(
         &server,
-        &server.url(&format!("/api/auth/reset-password/{verify}?callbackURL=%2Fr")),
+        &server.url(&format!(
+            "/api/auth/reset-password/{verify}?callbackURL=%2Fr"
+        )),
         None,
     )
     .await;
-    assert_eq!((s.as_u16(), location(&h)), (302, server.url("/r?error=INVALID_TOKEN")));
+    assert_eq!(
+        (s.as_u16(), location(&h)),
+        (302, server.url("/r?error=INVALID_TOKEN"))
+    );
     assert_eq!(password_hash(&server).await, hash0);
     assert_eq!(
-        count(&server, "SELECT COUNT(*) FROM verification_tokens WHERE used_at IS NOT NULL").await,
+        count(
+            &server,
+            "SELECT COUNT(*) FROM verification_tokens WHERE used_at IS NOT NULL"
+        )
+        .await,
         0
     );
 
     // Expired.
     server.state.clock.advance(3601);
-    let (s, v) = reset(&server, json!({ "newPassword": NEW_PASSWORD, "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_TOKEN")));
+    let (s, v) = reset(
+        &server,
+        json!({ "newPassword": NEW_PASSWORD, "token": token }),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_TOKEN"))
+    );
     let (s, h, _) = get_url(&server, &format!("{link}?callbackURL=%2Fr"), None).await;
-    assert_eq!((s.as_u16(), location(&h)), (302, server.url("/r?error=INVALID_TOKEN")));
+    assert_eq!(
+        (s.as_u16(), location(&h)),
+        (302, server.url("/r?error=INVALID_TOKEN"))
+    );
     assert_eq!(password_hash(&server).await, hash0);
     assert_eq!(sign_in(&server, PASSWORD).await.0, 200);
     // No "password changed" notice went out.
@@ -301,8 +385,15 @@ async fn change_password_kills_reset_links(db: Db) {
     let (s, _, v) = get_url(&server, &server.url("/api/auth/get-session"), Some(&st)).await;
     assert_eq!(s, 200);
     assert_eq!(v["user"]["email"], json!(EMAIL));
-    let (s, v) = reset(&server, json!({ "newPassword": "the attacker's choice", "token": token })).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_TOKEN")));
+    let (s, v) = reset(
+        &server,
+        json!({ "newPassword": "the attacker's choice", "token": token }),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_TOKEN"))
+    );
     let mails = smtp.wait_for(2).await;
     assert_eq!(mails[1].subject, "Your Klard Test password was changed");
     assert!(mails[1].part("text/plain").contains("was just changed"));
@@ -342,13 +433,24 @@ async fn hosted_pages_reset_the_password(db: Db) {
         .unwrap()
         .join(&location(r.headers()))
         .unwrap();
-    let html = b.get(login).send().await.expect("login").text().await.unwrap();
+    let html = b
+        .get(login)
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Sign in"), "{html}");
     assert!(
         html.contains(&format!("href=\"{}\"", "/forgot-password")),
         "{html}"
     );
-    let page = b.get(server.url("/forgot-password")).send().await.expect("GET");
+    let page = b
+        .get(server.url("/forgot-password"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     let mut fields = hidden_fields(&html);
@@ -371,30 +473,55 @@ async fn hosted_pages_reset_the_password(db: Db) {
         .await
         .expect("POST");
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("check your email for the reset link"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("check your email for the reset link")
+    );
     let mails = smtp.wait_for(1).await;
-    assert_eq!(mails[0].subject, "Setzen Sie Ihr Klard Test-Passwort zurück");
+    assert_eq!(
+        mails[0].subject,
+        "Setzen Sie Ihr Klard Test-Passwort zurück"
+    );
     let link = link_in(&mails[0], &server.url("/api/auth/reset-password/"));
     let r = b.get(&link).send().await.expect("GET");
     assert_eq!(r.status(), 302);
     let form_url = location(r.headers());
     assert!(form_url.starts_with(&server.url("/reset-password?token=")));
-    let html = b.get(&form_url).send().await.expect("GET").text().await.unwrap();
+    let html = b
+        .get(&form_url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Choose a new password"), "{html}");
     let fields = hidden_fields(&html);
     let post = |extra: Vec<(&str, &str)>| {
         let mut f: Vec<(String, String)> = fields.clone();
-        f.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        f.extend(
+            extra
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         b.post(server.url("/reset-password")).form(&f).send()
     };
-    let r = post(vec![("new_password", NEW_PASSWORD), ("confirm_password", "something else")])
-        .await
-        .expect("POST");
+    let r = post(vec![
+        ("new_password", NEW_PASSWORD),
+        ("confirm_password", "something else"),
+    ])
+    .await
+    .expect("POST");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("do not match"));
-    let r = post(vec![("new_password", "short"), ("confirm_password", "short")])
-        .await
-        .expect("POST");
+    let r = post(vec![
+        ("new_password", "short"),
+        ("confirm_password", "short"),
+    ])
+    .await
+    .expect("POST");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("Password too short"));
     // Another browser cannot replay the form.
@@ -412,16 +539,29 @@ async fn hosted_pages_reset_the_password(db: Db) {
         .expect("POST");
     assert_eq!(r.status(), 400);
     assert_eq!(sign_in(&server, PASSWORD).await.0, 200);
-    let r = post(vec![("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)])
-        .await
-        .expect("POST");
+    let r = post(vec![
+        ("new_password", NEW_PASSWORD),
+        ("confirm_password", NEW_PASSWORD),
+    ])
+    .await
+    .expect("POST");
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Your password was changed"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Your password was changed")
+    );
     assert_eq!(sign_in(&server, NEW_PASSWORD).await.0, 200);
     // The used link now shows a clear error.
     let r = b.get(&form_url).send().await.expect("GET");
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("invalid, was already used or has expired"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("invalid, was already used or has expired")
+    );
     let r = b
         .get(server.url("/reset-password?error=INVALID_TOKEN"))
         .send()

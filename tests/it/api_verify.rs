@@ -146,7 +146,10 @@ async fn sign_up_mails_a_link_that_verifies(db: Db) {
     let mails = smtp.wait_for(1).await;
     let m = &mails[0];
     assert_eq!(m.to, EMAIL);
-    assert_eq!(m.subject, "Bestätigen Sie Ihre E-Mail-Adresse für Klard Test");
+    assert_eq!(
+        m.subject,
+        "Bestätigen Sie Ihre E-Mail-Adresse für Klard Test"
+    );
     assert_eq!(m.content_type, "multipart/alternative");
     let link = link_in(m, &server.url("/verify-email?token="));
     let html = m.part("text/html");
@@ -194,7 +197,12 @@ async fn sign_up_mails_a_link_that_verifies(db: Db) {
     // The hosted result page says the same for the spent link.
     let r = server.http().get(&link).send().await.expect("GET");
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("invalid or was already used"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("invalid or was already used")
+    );
 
     // The OIDC claim follows: in the ID token when asked for there (OIDC Core §5.5),
     // and at userinfo.
@@ -226,7 +234,10 @@ async fn callback_url_redirects_with_result(db: Db) {
     let (s, v) = sign_up(&server, body, "en").await;
     assert_eq!(s, 200, "{v}");
     let mails = smtp.wait_for(1).await;
-    assert_eq!(mails[0].subject, "Confirm your email address for Klard Test");
+    assert_eq!(
+        mails[0].subject,
+        "Confirm your email address for Klard Test"
+    );
     let link = link_in(&mails[0], &server.url("/api/auth/verify-email?"));
     assert_eq!(
         query_value(&link, "callbackURL").as_deref(),
@@ -348,7 +359,10 @@ async fn resend_rules(db: Db) {
 
     // Bad bodies.
     let (s, _, v) = post_json(&server, send, json!({}), &[]).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
     let r = server
         .http()
         .post(server.url(send))
@@ -360,7 +374,10 @@ async fn resend_rules(db: Db) {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "VALIDATION_ERROR");
     let (s, _, v) = post_json(&server, send, json!({ "email": "not-an-email" }), &[]).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("INVALID_EMAIL")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("INVALID_EMAIL"))
+    );
     let (s, _, v) = post_json(
         &server,
         send,
@@ -368,7 +385,10 @@ async fn resend_rules(db: Db) {
         &[],
     )
     .await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (403, Some("INVALID_CALLBACK_URL")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (403, Some("INVALID_CALLBACK_URL"))
+    );
 
     // With a session: the address must be the session's, and not yet verified.
     let (s, st, _) = sign_in(&server, PASSWORD).await;
@@ -382,8 +402,17 @@ async fn resend_rules(db: Db) {
         &[("authorization", &bearer)],
     )
     .await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("EMAIL_MISMATCH")));
-    let (s, _, v) = post_json(&server, send, json!({ "email": EMAIL }), &[("authorization", &bearer)]).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("EMAIL_MISMATCH"))
+    );
+    let (s, _, v) = post_json(
+        &server,
+        send,
+        json!({ "email": EMAIL }),
+        &[("authorization", &bearer)],
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(outbox_count(&server).await, 2);
     let mails = smtp.wait_for(2).await;
@@ -395,8 +424,17 @@ async fn resend_rules(db: Db) {
     )
     .await;
     assert_eq!(s, 200);
-    let (s, _, v) = post_json(&server, send, json!({ "email": EMAIL }), &[("authorization", &bearer)]).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("EMAIL_ALREADY_VERIFIED")));
+    let (s, _, v) = post_json(
+        &server,
+        send,
+        json!({ "email": EMAIL }),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("EMAIL_ALREADY_VERIFIED"))
+    );
     // Without a session a verified address gets the usual answer and no mail.
     let (s, _, v) = post_json(&server, send, json!({ "email": EMAIL }), &[]).await;
     assert_eq!((s, v), (StatusCode::OK, json!({ "status": true })));
@@ -433,11 +471,17 @@ async fn require_verification_gates_sign_in(db: Db) {
 
     // A wrong password is still the generic 401, and sends nothing.
     let (s, _, v) = sign_in(&server, "wrong password!").await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (401, Some("INVALID_EMAIL_OR_PASSWORD")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (401, Some("INVALID_EMAIL_OR_PASSWORD"))
+    );
     assert_eq!(outbox_count(&server).await, 1);
     // The right one: 403 and a fresh link, no session.
     let (s, t, v) = sign_in(&server, PASSWORD).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (403, Some("EMAIL_NOT_VERIFIED")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (403, Some("EMAIL_NOT_VERIFIED"))
+    );
     assert!(t.is_none());
     assert_eq!(count(&server, "SELECT COUNT(*) FROM sessions").await, 0);
     let mails = smtp.wait_for(2).await;
@@ -459,7 +503,10 @@ async fn require_verification_gates_sign_in(db: Db) {
     );
     match browser.go(&url, CB).await {
         Landing::Page(400, body) => {
-            assert!(body.contains("Please confirm your email address first"), "{body}")
+            assert!(
+                body.contains("Please confirm your email address first"),
+                "{body}"
+            )
         }
         other => panic!("expected the login page with an error, got {other:?}"),
     }
@@ -470,7 +517,12 @@ async fn require_verification_gates_sign_in(db: Db) {
     let link = link_in(&mails[1], &server.url("/verify-email?token="));
     let r = server.http().get(&link).send().await.expect("GET");
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Your email address is confirmed"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Your email address is confirmed")
+    );
     let (s, t, v) = sign_in(&server, PASSWORD).await;
     assert_eq!(s, 200, "{v}");
     assert!(t.is_some());
