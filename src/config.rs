@@ -819,4 +819,33 @@ mod tests {
         let e = Config::from_toml("[api_auth]\nunknown = 1").expect_err("unknown field");
         assert!(e.to_string().contains("unknown"), "{e}");
     }
+
+    #[test]
+    fn recovery_sections_have_defaults_and_checked_ttls() {
+        let d = Config::from_toml("").expect("defaults");
+        assert!(d.email_verification.send_on_sign_up);
+        assert!(!d.email_verification.require);
+        assert!(!d.email_verification.auto_sign_in_after_verification);
+        assert!(d.email_verification.send_on_sign_in);
+        assert_eq!(d.email_verification.token_ttl, 3600);
+        assert_eq!(d.password_reset.token_ttl, 3600);
+        assert!(d.password_reset.revoke_sessions);
+        let c = Config::from_toml(
+            "[email_verification]\nrequire = true\ntoken_ttl = 86400\n[password_reset]\nrevoke_sessions = false",
+        )
+        .expect("valid");
+        assert!(c.email_verification.require);
+        assert_eq!(c.email_verification.token_ttl, 86400);
+        assert!(!c.password_reset.revoke_sessions);
+        for (toml, field) in [
+            ("[email_verification]\ntoken_ttl = 10", "email_verification.token_ttl"),
+            ("[password_reset]\ntoken_ttl = 0", "password_reset.token_ttl"),
+            ("[password_reset]\ntoken_ttl = 99999999", "password_reset.token_ttl"),
+        ] {
+            let e = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let e = Config::from_toml("[password_reset]\nrevoke = true").expect_err("unknown");
+        assert!(e.to_string().contains("revoke"), "{e}");
+    }
 }

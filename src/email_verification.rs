@@ -73,6 +73,19 @@ pub async fn send(state: &State, headers: &HeaderMap, user: &User, callback: Opt
     }
 }
 
+/// The rendering work of [`send`] without storing or sending anything: for the answers
+/// that must not tell whether an address has an unverified account.
+pub fn same_work_as_send(state: &State, headers: &HeaderMap, email: &str) {
+    let locale = templates::locale_for(&serde_json::Map::new(), headers);
+    let token = crate::crypto::random_token(32);
+    let _ = templates::verify_email(
+        &state.config.mail.branding,
+        email,
+        locale.as_str(),
+        &link(state, &token, None),
+    );
+}
+
 /// After a new account was created (`sendOnSignUp`).
 pub async fn after_sign_up(
     state: &State,

@@ -181,10 +181,11 @@ pub async fn send_verification_email(
             ));
         }
         ev::send(&state, &headers, &a.user, callback).await;
-    } else if let Some(u) = users::by_email(&state.db, &b.email).await?
-        && !u.email_verified
-    {
-        ev::send(&state, &headers, &u, callback).await;
+    } else {
+        match users::by_email(&state.db, &b.email).await? {
+            Some(u) if !u.email_verified => ev::send(&state, &headers, &u, callback).await,
+            _ => ev::same_work_as_send(&state, &headers, &b.email),
+        }
     }
     Ok(json_response(json!({ "status": true })))
 }
