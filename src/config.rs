@@ -838,9 +838,18 @@ mod tests {
         assert_eq!(c.email_verification.token_ttl, 86400);
         assert!(!c.password_reset.revoke_sessions);
         for (toml, field) in [
-            ("[email_verification]\ntoken_ttl = 10", "email_verification.token_ttl"),
-            ("[password_reset]\ntoken_ttl = 0", "password_reset.token_ttl"),
-            ("[password_reset]\ntoken_ttl = 99999999", "password_reset.token_ttl"),
+            (
+                "[email_verification]\ntoken_ttl = 10",
+                "email_verification.token_ttl",
+            ),
+            (
+                "[password_reset]\ntoken_ttl = 0",
+                "password_reset.token_ttl",
+            ),
+            (
+                "[password_reset]\ntoken_ttl = 99999999",
+                "password_reset.token_ttl",
+            ),
         ] {
             let e = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(e.contains(field), "{e}");

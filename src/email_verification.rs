@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::app::State;
 use crate::error::Error;
-use crate::mail::{self, templates};
+use crate::mail;
+use crate::mail::templates::{self, Locale};
 use crate::store::credentials;
 use crate::store::users::{self, User};
 use crate::store::verifications::{self, Purpose, Rejected};
@@ -32,10 +33,24 @@ pub fn link(state: &State, token: &str, callback: Option<&str>) -> String {
     }
 }
 
-/// Issues a verification token for the user's current address and queues the mail.
-/// Never fails the caller: a mail that cannot be queued is logged (the user can ask for
-/// another one).
-pub async fn send(state: &State, headers: &HeaderMap, user: &User, callback: Option<&str>) {
+/// Mails the user a verification link for their current address. The request itself
+/// only renders a mail, exactly the work of [`same_work_as_send`]; storing the token and
+/// queueing the mail (two database writes, several milliseconds on PostgreSQL) run in a
+/// task of their own, so the answers that must not tell whether an address has an
+/// unverified account also take the same time. Never fails the caller: what cannot be
+/// stored or queued is logged (the user can ask for another link).
+pub fn send(state: &State, headers: &HeaderMap, user: &User, callback: Option<&str>) {
+    let locale = templates::locale_for(&user.claims, headers);
+    render_throwaway(state, &user.email, locale);
+    let state = state.clone();
+    let user = user.clone();
+    let callback = callback.map(str::to_string);
+    tokio::spawn(async move {
+        issue_and_queue(&state, &user, locale, callback.as_deref()).await;
+    });
+}
+
+async fn issue_and_queue(state: &State, user: &User, locale: Locale, callback: Option<&str>) {
     let cfg = &state.config.email_verification;
     let now = state.clock.now();
     let data = json!({ "email": user.email });
@@ -55,7 +70,6 @@ pub async fn send(state: &State, headers: &HeaderMap, user: &User, callback: Opt
             return;
         }
     };
-    let locale = templates::locale_for(&user.claims, headers);
     let msg = match templates::verify_email(
         &state.config.mail.branding,
         &user.email,
@@ -73,10 +87,7 @@ pub async fn send(state: &State, headers: &HeaderMap, user: &User, callback: Opt
     }
 }
 
-/// The rendering work of [`send`] without storing or sending anything: for the answers
-/// that must not tell whether an address has an unverified account.
-pub fn same_work_as_send(state: &State, headers: &HeaderMap, email: &str) {
-    let locale = templates::locale_for(&serde_json::Map::new(), headers);
+fn render_throwaway(state: &State, email: &str, locale: Locale) {
     let token = crate::crypto::random_token(32);
     let _ = templates::verify_email(
         &state.config.mail.branding,
@@ -84,6 +95,12 @@ pub fn same_work_as_send(state: &State, headers: &HeaderMap, email: &str) {
         locale.as_str(),
         &link(state, &token, None),
     );
+}
+
+/// What [`send`] does on the request path, for an address that gets no mail.
+pub fn same_work_as_send(state: &State, headers: &HeaderMap, email: &str) {
+    let locale = templates::locale_for(&serde_json::Map::new(), headers);
+    render_throwaway(state, email, locale);
 }
 
 /// After a new account was created (`sendOnSignUp`).
@@ -94,7 +111,7 @@ pub async fn after_sign_up(
     callback: Option<&str>,
 ) {
     if state.config.email_verification.send_on_sign_up && !user.email_verified {
-        send(state, headers, user, callback).await;
+        send(state, headers, user, callback);
     }
 }
 
@@ -112,7 +129,7 @@ pub async fn sign_in_allowed(
         return true;
     }
     if cfg.send_on_sign_in {
-        send(state, headers, user, callback).await;
+        send(state, headers, user, callback);
     }
     false
 }

@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::app::State;
 use crate::crypto;
 use crate::error::Error;
-use crate::mail::{self, templates};
+use crate::mail;
+use crate::mail::templates::{self, Locale};
 use crate::store::credentials::{self, Revoke};
 use crate::store::users::{self, User};
 use crate::store::verifications::{self, Purpose, Rejected, Verification};
@@ -72,61 +73,79 @@ pub fn reset_link(state: &State, token: &str, redirect_to: Option<&str>) -> Stri
     }
 }
 
-/// Mails a reset link if `email` has an account; otherwise does the same rendering and
-/// sends nothing. The caller answers both alike (no user enumeration), and failures to
-/// store or queue are logged, not reported, for the same reason.
+/// Mails a reset link if `email` has an account; otherwise sends nothing. The caller
+/// answers both alike (no user enumeration), and they cost the same: the request path
+/// does one lookup and renders one mail in both cases, while for a real account the two
+/// writes (token, outbox row) run in a task of their own. Failures to store or queue
+/// are logged, never reported, for the same reason.
 pub async fn request_reset(
     state: &State,
     headers: &HeaderMap,
     email: &str,
     redirect_to: Option<&str>,
 ) -> Result<(), Error> {
-    let cfg = &state.config.password_reset;
-    let now = state.clock.now();
     let user = users::by_email(&state.db, email).await?;
-    let token = match &user {
-        Some(u) => match verifications::issue(
-            &state.db,
-            Purpose::ResetPassword,
-            &u.id,
-            &json!({}),
-            cfg.token_ttl,
-            now,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "password reset: cannot store the token");
-                return Ok(());
-            }
-        },
-        None => crypto::random_token(32),
-    };
     let (to, claims) = match &user {
         Some(u) => (u.email.clone(), u.claims.clone()),
         None => (users::normalize_email(email), serde_json::Map::new()),
     };
     let locale = templates::locale_for(&claims, headers);
-    let msg = match templates::reset_password(
+    // The work of the real mail, with a token that is never stored.
+    let _ = render_reset(state, &to, locale, &crypto::random_token(32), redirect_to);
+    if let Some(u) = user {
+        let state = state.clone();
+        let redirect_to = redirect_to.map(str::to_string);
+        tokio::spawn(async move {
+            issue_and_queue(&state, &u, locale, redirect_to.as_deref()).await;
+        });
+    }
+    Ok(())
+}
+
+fn render_reset(
+    state: &State,
+    to: &str,
+    locale: Locale,
+    token: &str,
+    redirect_to: Option<&str>,
+) -> Result<mail::Message, askama::Error> {
+    templates::reset_password(
         &state.config.mail.branding,
-        &to,
+        to,
         locale.as_str(),
-        &reset_link(state, &token, redirect_to),
-        cfg.token_ttl,
-    ) {
+        &reset_link(state, token, redirect_to),
+        state.config.password_reset.token_ttl,
+    )
+}
+
+async fn issue_and_queue(state: &State, user: &User, locale: Locale, redirect_to: Option<&str>) {
+    let now = state.clock.now();
+    let token = match verifications::issue(
+        &state.db,
+        Purpose::ResetPassword,
+        &user.id,
+        &json!({}),
+        state.config.password_reset.token_ttl,
+        now,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "password reset: cannot store the token");
+            return;
+        }
+    };
+    let msg = match render_reset(state, &user.email, locale, &token, redirect_to) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "password reset: cannot render the mail");
-            return Ok(());
+            return;
         }
     };
-    if user.is_some()
-        && let Err(e) = mail::enqueue(&state.db, &msg, now).await
-    {
+    if let Err(e) = mail::enqueue(&state.db, &msg, now).await {
         tracing::error!(error = %e, "password reset: cannot queue the mail");
     }
-    Ok(())
 }
 
 /// An open reset token, without spending it (to show the form, or to redirect with it).

@@ -180,10 +180,10 @@ pub async fn send_verification_email(
                 "Email is already verified",
             ));
         }
-        ev::send(&state, &headers, &a.user, callback).await;
+        ev::send(&state, &headers, &a.user, callback);
     } else {
         match users::by_email(&state.db, &b.email).await? {
-            Some(u) if !u.email_verified => ev::send(&state, &headers, &u, callback).await,
+            Some(u) if !u.email_verified => ev::send(&state, &headers, &u, callback),
             _ => ev::same_work_as_send(&state, &headers, &b.email),
         }
     }

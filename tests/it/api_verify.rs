@@ -414,8 +414,8 @@ async fn resend_rules(db: Db) {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(outbox_count(&server).await, 2);
     let mails = smtp.wait_for(2).await;
+    assert_eq!(outbox_count(&server).await, 2);
     let link = link_in(&mails[1], &server.url("/verify-email?token="));
     let (s, _, _) = get_url(
         &server,
