@@ -238,7 +238,7 @@ pub fn router(state: State) -> Router {
     // must never reach a log.
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
         |req: &axum::http::Request<axum::body::Body>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("http", method = %req.method(), path = %crate::api::reset::loggable_path(req.uri().path()))
         },
     );
     app.layer(DefaultBodyLimit::max(256 * 1024))

@@ -20,6 +20,18 @@ use crate::password_change;
 pub const RESET_REQUESTED: &str =
     "If this email exists in our system, check your email for the reset link";
 
+/// `path` as it may appear in a log: the reset callback carries its token in the path
+/// (Better Auth's `/reset-password/:token`), which must never be logged.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const CALLBACK: &str = "/api/auth/reset-password/";
+    match path.find(CALLBACK) {
+        Some(i) if path.len() > i + CALLBACK.len() => {
+            format!("{}<token>", &path[..i + CALLBACK.len()]).into()
+        }
+        _ => path.into(),
+    }
+}
+
 fn invalid_token() -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_TOKEN", "Invalid token")
 }
@@ -103,5 +115,27 @@ pub async fn reset_password(
             tracing::info!(reason = %r, "password reset refused");
             Err(invalid_token())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn reset_tokens_stay_out_of_logs() {
+        assert_eq!(
+            loggable_path("/api/auth/reset-password/s3cr3t"),
+            "/api/auth/reset-password/<token>"
+        );
+        assert_eq!(
+            loggable_path("/tenant/api/auth/reset-password/s3cr3t"),
+            "/tenant/api/auth/reset-password/<token>"
+        );
+        assert_eq!(
+            loggable_path("/api/auth/reset-password"),
+            "/api/auth/reset-password"
+        );
+        assert_eq!(loggable_path("/token"), "/token");
     }
 }
