@@ -69,7 +69,8 @@ function linkIn(m, prefix) {
 async function api(p, body) {
   const r = await fetch(`${ISSUER}${p}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    // Node's fetch sends Fetch Metadata, so the Origin check applies: come from the issuer.
+    headers: { 'content-type': 'application/json', origin: ISSUER },
     body: JSON.stringify(body),
   });
   return { status: r.status, body: await r.json().catch(() => null) };
