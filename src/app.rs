@@ -148,6 +148,15 @@ fn endpoints() -> Router<State> {
             get(ui::account_delete::show).post(ui::account_delete::submit),
         )
         .route(
+            "/forgot-password",
+            get(ui::recovery::forgot_show).post(ui::recovery::forgot_submit),
+        )
+        .route(
+            "/reset-password",
+            get(ui::recovery::reset_show).post(ui::recovery::reset_submit),
+        )
+        .route("/verify-email", get(ui::recovery::verify_show))
+        .route(
             "/end_session",
             get(oidc::logout::get).post(oidc::logout::post),
         )
@@ -238,7 +247,7 @@ pub fn router(state: State) -> Router {
     // must never reach a log.
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
         |req: &axum::http::Request<axum::body::Body>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("http", method = %req.method(), path = %crate::api::reset::loggable_path(req.uri().path()))
         },
     );
     // CORS of /api/auth/* for trusted origins (api/cors.rs).

@@ -63,6 +63,60 @@ pub struct Config {
     pub password_policy: PasswordPolicyConfig,
     /// Self-service registration: mode, custom user fields, terms of service, invites.
     pub sign_up: SignUpConfig,
+    /// Email verification mails, and whether sign-in requires a verified address.
+    pub email_verification: EmailVerificationConfig,
+    /// Password reset by mailed link.
+    pub password_reset: PasswordResetConfig,
+}
+
+/// Better Auth's `emailVerification` options plus `requireEmailVerification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailVerificationConfig {
+    /// Mail a verification link when a new account signs up (`sendOnSignUp`).
+    pub send_on_sign_up: bool,
+    /// Refuse sign-in (API and login page) until the address is verified
+    /// (`requireEmailVerification`): 403 `EMAIL_NOT_VERIFIED` after the password check.
+    pub require: bool,
+    /// Seconds a verification link stays valid (`expiresIn`).
+    pub token_ttl: i64,
+    /// Start a session when a link is followed (`autoSignInAfterVerification`).
+    pub auto_sign_in_after_verification: bool,
+    /// With `require`, mail a fresh link when an unverified user signs in
+    /// (`sendOnSignIn`).
+    pub send_on_sign_in: bool,
+}
+
+impl Default for EmailVerificationConfig {
+    fn default() -> Self {
+        EmailVerificationConfig {
+            send_on_sign_up: true,
+            require: false,
+            token_ttl: 3600,
+            auto_sign_in_after_verification: false,
+            send_on_sign_in: true,
+        }
+    }
+}
+
+/// Password reset by mailed link (Better Auth's `resetPasswordTokenExpiresIn`,
+/// `revokeSessionsOnPasswordReset`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordResetConfig {
+    /// Seconds a reset link stays valid.
+    pub token_ttl: i64,
+    /// On reset, revoke every session and refresh-token family of the user.
+    pub revoke_sessions: bool,
+}
+
+impl Default for PasswordResetConfig {
+    fn default() -> Self {
+        PasswordResetConfig {
+            token_ttl: 3600,
+            revoke_sessions: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -531,6 +585,8 @@ impl Default for Config {
             account_deletion: AccountDeletionConfig::default(),
             password_policy: PasswordPolicyConfig::default(),
             sign_up: SignUpConfig::default(),
+            email_verification: EmailVerificationConfig::default(),
+            password_reset: PasswordResetConfig::default(),
         }
     }
 }
@@ -730,6 +786,18 @@ impl Config {
         validate_account_lifecycle(&self.email_change, &self.account_deletion)?;
         validate_password_policy(&self.password_policy)?;
         validate_sign_up(&self.sign_up)?;
+        if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
+            return Err(invalid(
+                "email_verification.token_ttl",
+                "must be between 60 seconds and 30 days",
+            ));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.password_reset.token_ttl) {
+            return Err(invalid(
+                "password_reset.token_ttl",
+                "must be between 60 seconds and 7 days",
+            ));
+        }
         for o in &self.api_auth.trusted_origins {
             let ok = Url::parse(o).is_ok_and(|u| {
                 (u.scheme() == "https" || u.scheme() == "http")
@@ -1182,5 +1250,43 @@ mod tests {
                 .to_string();
             assert!(e.contains(field), "{toml}: {e}");
         }
+    }
+
+    #[test]
+    fn recovery_sections_have_defaults_and_checked_ttls() {
+        let d = Config::from_toml("").expect("defaults");
+        assert!(d.email_verification.send_on_sign_up);
+        assert!(!d.email_verification.require);
+        assert!(!d.email_verification.auto_sign_in_after_verification);
+        assert!(d.email_verification.send_on_sign_in);
+        assert_eq!(d.email_verification.token_ttl, 3600);
+        assert_eq!(d.password_reset.token_ttl, 3600);
+        assert!(d.password_reset.revoke_sessions);
+        let c = Config::from_toml(
+            "[email_verification]\nrequire = true\ntoken_ttl = 86400\n[password_reset]\nrevoke_sessions = false",
+        )
+        .expect("valid");
+        assert!(c.email_verification.require);
+        assert_eq!(c.email_verification.token_ttl, 86400);
+        assert!(!c.password_reset.revoke_sessions);
+        for (toml, field) in [
+            (
+                "[email_verification]\ntoken_ttl = 10",
+                "email_verification.token_ttl",
+            ),
+            (
+                "[password_reset]\ntoken_ttl = 0",
+                "password_reset.token_ttl",
+            ),
+            (
+                "[password_reset]\ntoken_ttl = 99999999",
+                "password_reset.token_ttl",
+            ),
+        ] {
+            let e = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let e = Config::from_toml("[password_reset]\nrevoke = true").expect_err("unknown");
+        assert!(e.to_string().contains("revoke"), "{e}");
     }
 }

@@ -15,7 +15,7 @@ use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::oauth::mint;
 use crate::store::tokens::{self, TokenContext};
-use crate::store::{clients, sessions, users};
+use crate::store::{clients, users};
 
 /// The scope of `/api/auth/token` tokens when `api_auth.token_scope` is unset.
 pub const DEFAULT_TOKEN_SCOPE: &str = "openid profile email";
@@ -128,17 +128,21 @@ pub async fn change_password(
         .hash(&b.new_password)
         .await
         .map_err(crate::error::Error::internal)?;
-    let now = state.clock.now();
-    users::update_password(&state.db, &a.user.id, &hash, now).await?;
+    // One route for every password change: reset links die, the user is mailed.
+    let revoke_all = b.revoke_other_sessions == Some(true);
+    let revoke = crate::store::credentials::Revoke {
+        sessions: revoke_all,
+        ..Default::default()
+    };
+    crate::password_change::set_password(&state, &headers, &a.user, &hash, None, revoke).await?;
     let user = users::by_id(&state.db, &a.user.id)
         .await?
         .unwrap_or_else(|| a.user.clone());
-    if b.revoke_other_sessions != Some(true) {
+    if !revoke_all {
         return Ok(json_response(
             json!({ "token": Value::Null, "user": user_json(&user) }),
         ));
     }
-    sessions::revoke_all_for_user(&state.db, &user.id, None, now).await?;
     // The replacement keeps the lifetime class of the session it replaces.
     let remember =
         a.session.absolute_expires_at - a.session.created_at >= state.config.session.absolute();

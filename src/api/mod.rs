@@ -17,9 +17,11 @@ pub mod error_page;
 pub mod extract;
 pub mod list_accounts;
 pub mod openapi;
+pub mod reset;
 pub mod rest;
 pub mod sessions;
 pub mod sign;
+pub mod verify;
 pub mod views;
 
 use axum::Json;
@@ -200,6 +202,60 @@ fn routes() -> Routes {
                 .ok::<StatusResponse>()
                 .session(Auth::Required)
                 .errors(&["EMAIL_CAN_NOT_BE_UPDATED", "NO_FIELDS_TO_UPDATE"]),
+        )
+        .add(
+            Get,
+            "/api/auth/verify-email",
+            verify::verify_email,
+            Doc::new(ACC, "The mailed verification link: marks the address verified")
+                .query::<change_email::LinkQuery>()
+                .ok::<VerifyEmailResponse>()
+                .answers(200, "JSON, or 302 to callbackURL (with `?error=CODE` on failure)")
+                .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED", "INVALID_CALLBACK_URL"]),
+        )
+        .add(
+            Post,
+            "/api/auth/send-verification-email",
+            verify::send_verification_email,
+            Doc::new(ACC, "Mail a (new) verification link; the same answer for every address")
+                .body::<verify::SendVerificationBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Optional)
+                .errors(&["EMAIL_MISMATCH", "EMAIL_ALREADY_VERIFIED", "INVALID_CALLBACK_URL"]),
+        )
+        .add(
+            Post,
+            "/api/auth/request-password-reset",
+            reset::request_password_reset,
+            Doc::new(ACC, "Mail a password-reset link; the same answer for every address")
+                .body::<reset::RequestResetBody>()
+                .ok::<MessageResponse>()
+                .errors(&["INVALID_EMAIL", "INVALID_CALLBACK_URL"]),
+        )
+        .add(
+            Post,
+            "/api/auth/forget-password",
+            reset::request_password_reset,
+            Doc::new(ACC, "= request-password-reset (Better Auth's older path)")
+                .body::<reset::RequestResetBody>()
+                .ok::<MessageResponse>(),
+        )
+        .add(
+            Get,
+            "/api/auth/reset-password/{token}",
+            reset::reset_password_callback,
+            Doc::new(ACC, "The mailed reset link: 302 to callbackURL with `?token=` or `?error=INVALID_TOKEN`")
+                .query::<CallbackQuery>()
+                .answers(302, "Redirect to callbackURL (or the hosted /reset-password page)"),
+        )
+        .add(
+            Post,
+            "/api/auth/reset-password",
+            reset::reset_password,
+            Doc::new(ACC, "Set a new password with a reset token")
+                .body::<reset::ResetBody>()
+                .ok::<StatusResponse>()
+                .errors(&["INVALID_TOKEN", "PASSWORD_TOO_SHORT", "PASSWORD_TOO_LONG", "PASSWORD_TOO_WEAK"]),
         )
         .add(
             Post,

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Authed, OriginChecked, Via};
 use super::openapi::{Auth, Doc, Routes, Verb::*};
+use super::views::TokenBody;
 use super::{JsonBody, account, json_response, session_json, sessions, sign, user_json};
 use crate::app::State;
 use crate::http::{cookies, params::Params};
@@ -65,6 +66,41 @@ pub fn routes() -> Routes {
                 "unauthorized_client",
                 "invalid_request",
             ]),
+        )
+        .add(
+            Post,
+            "/auth/forgot-password",
+            super::reset::request_password_reset,
+            Doc::new(T, "= POST /api/auth/request-password-reset")
+                .body::<super::reset::RequestResetBody>()
+                .ok::<MessageResponse>(),
+        )
+        .add(
+            Post,
+            "/auth/reset-password",
+            super::reset::reset_password,
+            Doc::new(T, "= POST /api/auth/reset-password")
+                .body::<super::reset::ResetBody>()
+                .ok::<StatusResponse>()
+                .errors(&["INVALID_TOKEN", "PASSWORD_TOO_SHORT", "PASSWORD_TOO_LONG"]),
+        )
+        .add(
+            Post,
+            "/auth/verify-email",
+            verify_email,
+            Doc::new(T, "= GET /api/auth/verify-email, the token in a JSON body")
+                .body::<TokenBody>()
+                .ok::<VerifyEmailResponse>()
+                .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED"]),
+        )
+        .add(
+            Post,
+            "/auth/resend-verification",
+            super::verify::send_verification_email,
+            Doc::new(T, "= POST /api/auth/send-verification-email")
+                .body::<super::verify::SendVerificationBody>()
+                .ok::<StatusResponse>()
+                .session(Auth::Optional),
         )
         .add(
             Get,
@@ -145,6 +181,21 @@ pub fn routes() -> Routes {
                 .session(Auth::Required)
                 .errors(&["SESSION_NOT_FOUND"]),
         )
+}
+
+/// `POST /auth/verify-email {token}`: the verify-email handler with the token from the
+/// body instead of the query (a POST keeps it out of access logs and history).
+async fn verify_email(
+    _: OriginChecked,
+    state: AxState<State>,
+    peer: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<TokenBody>,
+) -> Result<Response, ApiError> {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &b.token)
+        .finish();
+    super::verify::verify_email(state, peer, headers, axum::extract::RawQuery(Some(q))).await
 }
 
 /// `GET /auth/me` → 200 `User` (the user of the session), 401 `UNAUTHORIZED` without one.

@@ -44,7 +44,7 @@ pub struct SignInBody {
     remember_me: Option<bool>,
 }
 
-pub(crate) fn check_email(email: &str) -> Result<(), ApiError> {
+pub fn check_email(email: &str) -> Result<(), ApiError> {
     if crate::signup::is_email(email) {
         Ok(())
     } else {
@@ -168,7 +168,8 @@ pub async fn sign_up_email(
     let b: SignUpBody = serde_json::from_value(Value::Object(raw.clone()))
         .map_err(|e| ApiError::validation(format!("[body] {e}")))?;
     extract::check_callback_url(&state, b.callback_url.as_deref())?;
-    let auto = state.config.api_auth.auto_sign_in;
+    // With required verification a new account must not be signed in (Better Auth).
+    let auto = state.config.api_auth.auto_sign_in && !state.config.email_verification.require;
     let req = signup::Request {
         name: b.name,
         email: b.email,
@@ -181,6 +182,9 @@ pub async fn sign_up_email(
     let outcome = signup::sign_up(&state, &req, auto)
         .await
         .map_err(sign_up_error)?;
+    if let signup::Outcome::Created(u) = &outcome {
+        super::verify::after_sign_up(&state, &headers, u, b.callback_url.as_deref()).await;
+    }
     let user = match outcome {
         signup::Outcome::Created(u) if auto => u,
         other => {
@@ -224,6 +228,7 @@ pub async fn sign_in_email(
         (true, Some(u)) => u,
         _ => return Err(ApiError::invalid_email_or_password()),
     };
+    super::verify::sign_in_gate(&state, &headers, &user, b.callback_url.as_deref()).await?;
     crate::account_deletion::cancel_on_sign_in(&state, &user).await?;
     // As on the login page, a new login through the cookie replaces that browser's
     // previous session instead of leaving it orphaned.

@@ -266,6 +266,37 @@ pub struct ErrorPageQuery {
     error: Option<String>,
 }
 
+/// `verify-email`: `user` only when a session was started
+/// (`email_verification.auto_sign_in_after_verification`).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct VerifyEmailResponse {
+    status: bool,
+    user: Option<UserView>,
+}
+
+/// `{"status": true, "message"}`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct MessageResponse {
+    status: bool,
+    message: String,
+}
+
+/// `?callbackURL=`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct CallbackQuery {
+    #[serde(rename = "callbackURL")]
+    callback_url: Option<String>,
+}
+
+/// `/auth/verify-email` body.
+#[derive(serde::Deserialize, JsonSchema)]
+pub struct TokenBody {
+    pub token: String,
+}
+
 /// Serialises a view; these types cannot fail to serialise.
 pub fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)

@@ -3,6 +3,7 @@
 //! seconds and JSON documents are TEXT, so no type differs between the two.
 
 pub mod clients;
+pub mod credentials;
 pub mod grants;
 pub mod invites;
 pub mod keys;

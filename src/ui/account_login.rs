@@ -147,6 +147,11 @@ pub async fn submit(
         }
         Err(e) => return e.into_response(),
     };
+    // `email_verification.require` holds for every sign-in path.
+    if !crate::email_verification::sign_in_allowed(state, headers, &user, None).await {
+        let msg = crate::email_verification::not_verified_message(state);
+        return page(state, &bid, &return_to, email, Some(msg), None);
+    }
     match sign_in(state, peer, headers, &user).await {
         Ok((cookie, _)) => {
             let mut resp = response::redirect(&return_to);

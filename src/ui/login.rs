@@ -157,6 +157,10 @@ async fn submit_inner(
             ));
         }
     };
+    if !crate::email_verification::sign_in_allowed(state, headers, &user, None).await {
+        let msg = crate::email_verification::not_verified_message(state);
+        return Ok(login_page(state, &i, &req, &client, &bid, email, Some(msg)));
+    }
     let (cookie, session) = sign_in(state, peer, headers, &user).await?;
     sessions::interaction_logged_in(&state.db, &i.id, &session.sid).await?;
     let mut resp = response::redirect(&format!(

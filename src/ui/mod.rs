@@ -7,5 +7,6 @@ pub mod account_login;
 pub mod account_result;
 pub mod consent;
 pub mod login;
+pub mod recovery;
 pub mod session;
 pub mod signup;

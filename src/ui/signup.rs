@@ -343,7 +343,8 @@ pub async fn submit(
         accept_terms,
         invite_code: p.get("invite_code").map(String::from),
     };
-    let auto = state.config.api_auth.auto_sign_in;
+    // With required verification a new account must not be signed in.
+    let auto = state.config.api_auth.auto_sign_in && !state.config.email_verification.require;
     let outcome = match signup::sign_up(&state, &req, auto).await {
         Ok(o) => o,
         Err(e) => {
@@ -362,6 +363,11 @@ pub async fn submit(
             return form_page(&state, &headers, status, shown);
         }
     };
+    if let Outcome::Created(user) = &outcome {
+        // The verification mail, as for `sign-up/email` (no callbackURL: the link
+        // leads to the hosted /verify-email page).
+        crate::email_verification::after_sign_up(&state, &headers, user, None).await;
+    }
     match outcome {
         Outcome::Created(user) if auto => {
             signed_in(&state, peer, &headers, &user, return_to, &base).await

@@ -25,6 +25,16 @@ const REQUIRED: &[&str] = &[
     "POST /api/auth/verify-password",
     "POST /api/auth/update-user",
     "GET /api/auth/ok",
+    "GET /api/auth/verify-email",
+    "POST /api/auth/send-verification-email",
+    "POST /api/auth/request-password-reset",
+    "POST /api/auth/forget-password",
+    "GET /api/auth/reset-password/{token}",
+    "POST /api/auth/reset-password",
+    "POST /auth/forgot-password",
+    "POST /auth/reset-password",
+    "POST /auth/verify-email",
+    "POST /auth/resend-verification",
     "POST /api/auth/update-session",
     "GET /api/auth/error",
     "POST /api/auth/change-email",
@@ -119,7 +129,9 @@ async fn document_lists_every_route(db: Db) {
     // with its own error (JSON), never the router's bare 404/405.
     for key in &have {
         let (method, path) = key.split_once(' ').unwrap();
-        let path = path.replace("{id}", "no-such-id");
+        let path = path
+            .replace("{id}", "no-such-id")
+            .replace("{token}", "no-such-token");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let r = c
             .request(method.clone(), server.url(&path))
