@@ -144,6 +144,10 @@ fn endpoints() -> Router<State> {
             get(ui::account_email::show).post(ui::account_email::submit),
         )
         .route(
+            "/account/password",
+            get(ui::account_password::show).post(ui::account_password::submit),
+        )
+        .route(
             "/account/delete",
             get(ui::account_delete::show).post(ui::account_delete::submit),
         )

@@ -4,6 +4,7 @@ pub mod account;
 pub mod account_delete;
 pub mod account_email;
 pub mod account_login;
+pub mod account_password;
 pub mod account_result;
 pub mod consent;
 pub mod login;

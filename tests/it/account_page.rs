@@ -575,7 +575,105 @@ async fn account_page_revokes_devices_and_signs_out(db: Db) {
     assert_eq!(r.status(), 303);
 }
 
+async fn password_page_changes_the_password(db: Db) {
+    let server = TestServer::start(db).await;
+    let user = server.user(EMAIL).await;
+    let c = jar();
+    let r = c.get(server.url("/account/password")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login?return_to=/account/password");
+    let r = login(&server, &c, "/account/password", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account/password");
+    // A second device of the same user.
+    let other = jar();
+    assert_eq!(
+        login(&server, &other, "/account", PASSWORD).await.status(),
+        303
+    );
+    assert_eq!(live_sessions(&server, &user.id).await.len(), 2);
+    let stored_hash = || async {
+        klard_auth::store::users::by_id(&server.state.db, &user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    let before = stored_hash().await;
+
+    let page = c
+        .get(server.url("/account/password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let new = "a completely new passphrase";
+    let post = |fields: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let url = server.url("/account/password");
+        async move { c.post(url).form(&fields).send().await.unwrap() }
+    };
+    let fields = |csrf: &str, current: &str, new: &str, confirm: &str| {
+        vec![
+            ("csrf_token", csrf.to_string()),
+            ("current_password", current.to_string()),
+            ("new_password", new.to_string()),
+            ("confirm_password", confirm.to_string()),
+            ("sign_out_others", "on".to_string()),
+        ]
+    };
+    // Refusals: forged CSRF, mismatch, policy, wrong current password. Nothing changes.
+    for (f, status, text) in [
+        (
+            fields("forged", PASSWORD, new, new),
+            400,
+            "The form expired",
+        ),
+        (
+            fields(&csrf, PASSWORD, new, "something else"),
+            400,
+            "do not match",
+        ),
+        (fields(&csrf, PASSWORD, "short", "short"), 400, "too short"),
+        (
+            fields(&csrf, "not my password", new, new),
+            400,
+            "current password is incorrect",
+        ),
+    ] {
+        let r = post(f).await;
+        assert_eq!(r.status(), status);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.to_lowercase().contains(&text.to_lowercase()),
+            "{text}: {body}"
+        );
+        assert_eq!(stored_hash().await, before);
+        assert_eq!(live_sessions(&server, &user.id).await.len(), 2);
+    }
+    let r = post(fields(&csrf, PASSWORD, new, new)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Password changed"));
+    assert_ne!(stored_hash().await, before);
+    // The other device is out, this one stays signed in.
+    assert_eq!(live_sessions(&server, &user.id).await.len(), 1);
+    let r = other.get(server.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c.get(server.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The new password signs in, the old one no longer does.
+    assert_eq!(login(&server, &jar(), "/account", new).await.status(), 303);
+    assert_eq!(
+        login(&server, &jar(), "/account", PASSWORD).await.status(),
+        400
+    );
+}
+
 db_tests!(
+    password_page_changes_the_password,
     standalone_login_returns_to_local_paths_only,
     standalone_login_under_an_issuer_path,
     account_page_lists_devices_and_renames_them,
