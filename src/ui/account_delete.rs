@@ -8,13 +8,12 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::account_email::{csrf_failed, signed_in, with_browser_cookie};
+use super::account_email::{checked_form, csrf_failed, signed_in, with_browser_cookie};
 use crate::account_deletion::{self, Outcome};
 use crate::app::State;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::pages::render;
-use crate::http::params::form_body;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 use crate::ui::account_result;
@@ -105,21 +104,9 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let Ok(p) = form_body(headers, body) else {
+    let Some(p) = checked_form(state, headers, body, CSRF_PURPOSE, &s) else {
         return Ok(csrf_failed(state));
     };
-    let bid = cookies::get(&state.config, headers, cookies::BROWSER).unwrap_or_default();
-    if bid.is_empty()
-        || !browser::check_csrf(
-            state,
-            CSRF_PURPOSE,
-            &s.sid,
-            &bid,
-            p.get("csrf_token").unwrap_or(""),
-        )
-    {
-        return Ok(csrf_failed(state));
-    }
     let password = p.get("password").unwrap_or("");
     if password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH
         || !state

@@ -109,6 +109,30 @@ pub(crate) fn csrf_failed(state: &State) -> Response {
     )
 }
 
+/// The posted form of a signed-in account page when its CSRF token was made for this
+/// session, this browser and `purpose`; `None` for a body that does not parse or a
+/// token that does not check out (answer with [`csrf_failed`]).
+pub(crate) fn checked_form(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+    purpose: &str,
+    session: &Session,
+) -> Option<crate::http::params::Params> {
+    let p = form_body(headers, body).ok()?;
+    let bid = crate::http::cookies::get(&state.config, headers, crate::http::cookies::BROWSER)
+        .unwrap_or_default();
+    let ok = !bid.is_empty()
+        && browser::check_csrf(
+            state,
+            purpose,
+            &session.sid,
+            &bid,
+            p.get("csrf_token").unwrap_or(""),
+        );
+    ok.then_some(p)
+}
+
 pub async fn submit(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes) -> Response {
     match submit_inner(&state, &headers, &body).await {
         Ok(r) => r,
@@ -121,22 +145,9 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let Ok(p) = form_body(headers, body) else {
+    let Some(p) = checked_form(state, headers, body, CSRF_PURPOSE, &s) else {
         return Ok(csrf_failed(state));
     };
-    let bid = crate::http::cookies::get(&state.config, headers, crate::http::cookies::BROWSER)
-        .unwrap_or_default();
-    if bid.is_empty()
-        || !browser::check_csrf(
-            state,
-            CSRF_PURPOSE,
-            &s.sid,
-            &bid,
-            p.get("csrf_token").unwrap_or(""),
-        )
-    {
-        return Ok(csrf_failed(state));
-    }
     let new_email = p.get("new_email").unwrap_or("").trim();
     if crate::api::sign::check_email(new_email).is_err() {
         return Ok(form(

@@ -13,11 +13,10 @@ use axum::response::{IntoResponse, Response};
 use crate::app::State;
 use crate::error::Error;
 use crate::http::pages::render;
-use crate::http::params::form_body;
 use crate::store::credentials::Revoke;
 use crate::store::sessions::Session;
 use crate::store::users::User;
-use crate::ui::account_email::{csrf_failed, signed_in, with_browser_cookie};
+use crate::ui::account_email::{checked_form, csrf_failed, signed_in, with_browser_cookie};
 use crate::ui::account_result;
 use crate::ui::session as browser;
 
@@ -81,22 +80,9 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let Ok(p) = form_body(headers, body) else {
+    let Some(p) = checked_form(state, headers, body, CSRF_PURPOSE, &s) else {
         return Ok(csrf_failed(state));
     };
-    let bid = crate::http::cookies::get(&state.config, headers, crate::http::cookies::BROWSER)
-        .unwrap_or_default();
-    if bid.is_empty()
-        || !browser::check_csrf(
-            state,
-            CSRF_PURPOSE,
-            &s.sid,
-            &bid,
-            p.get("csrf_token").unwrap_or(""),
-        )
-    {
-        return Ok(csrf_failed(state));
-    }
     let current = p.get("current_password").unwrap_or("");
     let new = p.get("new_password").unwrap_or("");
     if p.get("confirm_password").unwrap_or("") != new {
