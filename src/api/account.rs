@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::extract::{Authed, OriginChecked};
-use super::sign::{check_password, start_session, with_session};
+use super::sign::{check_new_password, start_session, with_session};
 use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::oauth::mint;
@@ -101,7 +101,7 @@ pub async fn change_password(
     headers: HeaderMap,
     JsonBody(b): JsonBody<ChangePasswordBody>,
 ) -> Result<Response, ApiError> {
-    check_password(&state.config, &b.new_password, Some(&a.user.email))?;
+    check_new_password(&state, &b.new_password, Some(&a.user.email)).await?;
     if b.current_password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

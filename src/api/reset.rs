@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{self, OriginChecked};
-use super::sign::{check_email, check_password};
+use super::sign::{check_email, check_new_password};
 use super::verify::{callback_with, found, query_param};
 use super::{JsonBody, json_response};
 use crate::app::State;
@@ -109,7 +109,7 @@ pub async fn reset_password(
         return Err(invalid_token());
     };
     let email = password_change::reset_account_email(&state, &token).await?;
-    check_password(&state.config, &b.new_password, email.as_deref())?;
+    check_new_password(&state, &b.new_password, email.as_deref()).await?;
     match password_change::reset(&state, &headers, &token, &b.new_password).await? {
         Ok(()) => Ok(json_response(json!({ "status": true }))),
         Err(r) => {
