@@ -1146,10 +1146,7 @@ fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
         return Err(invalid("breach.base_url", "must be an http(s) URL"));
     }
     if !(1..=60_000).contains(&b.timeout_ms) {
-        return Err(invalid(
-            "breach.timeout_ms",
-            "must be between 1 and 60000",
-        ));
+        return Err(invalid("breach.timeout_ms", "must be between 1 and 60000"));
     }
     if b.min_count < 1 {
         return Err(invalid("breach.min_count", "must be at least 1"));

@@ -78,9 +78,10 @@ pub fn breach_error(e: crate::breach::BreachError) -> ApiError {
         crate::breach::BreachError::Compromised => {
             (StatusCode::BAD_REQUEST, "PASSWORD_COMPROMISED")
         }
-        crate::breach::BreachError::Unavailable => {
-            (StatusCode::SERVICE_UNAVAILABLE, "PASSWORD_CHECK_UNAVAILABLE")
-        }
+        crate::breach::BreachError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PASSWORD_CHECK_UNAVAILABLE",
+        ),
     };
     ApiError::new(status, code, e.to_string())
 }
