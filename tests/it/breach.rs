@@ -444,8 +444,126 @@ async fn min_count_threshold(db: Db) {
     assert_eq!(pwned.requests().len(), 1);
 }
 
+fn jar() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of the hidden input `name` on a page.
+fn hidden(html: &str, name: &str) -> String {
+    let pat = format!("name=\"{name}\" value=\"");
+    let i = html
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + pat.len();
+    let j = html[i..].find('"').expect("quote") + i;
+    html[i..j]
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&amp;", "&")
+}
+
+async fn page(c: &reqwest::Client, url: String) -> String {
+    let r = c.get(url).send().await.expect("GET");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("html")
+}
+
+/// POSTs a hosted form; expects 400 with the breach message inline.
+async fn form_refused(c: &reqwest::Client, url: String, fields: &[(&str, &str)]) {
+    let r = c.post(url).form(fields).send().await.expect("POST");
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("role=\"alert\"") && body.contains("data breach"),
+        "{body}"
+    );
+    assert!(!body.contains(BREACHED), "the password is echoed");
+}
+
+/// The hosted `/account/password` and `/reset-password` forms show the refusal inline
+/// and change nothing.
+async fn hosted_pages_refuse(db: Db) {
+    let pwned = Pwned::start().await;
+    let server = start(db, &pwned, true).await;
+    let email = "joyce@example.com";
+    let user = klard_auth::accounts::create_user(
+        &server.state,
+        json!({ "email": email, "password": CLEAN, "email_verified": true }),
+    )
+    .await
+    .expect("user");
+    let hash = hash_of(&server, email).await;
+    let c = jar();
+    let login = page(&c, server.url("/login?return_to=%2Faccount%2Fpassword")).await;
+    let csrf = hidden(&login, "csrf_token");
+    let r = c
+        .post(server.url("/login"))
+        .form(&[
+            ("return_to", "/account/password"),
+            ("csrf_token", csrf.as_str()),
+            ("username", email),
+            ("password", CLEAN),
+        ])
+        .send()
+        .await
+        .expect("POST login");
+    assert_eq!(r.status(), 303);
+    let form = page(&c, server.url("/account/password")).await;
+    let csrf = hidden(&form, "csrf_token");
+    form_refused(
+        &c,
+        server.url("/account/password"),
+        &[
+            ("csrf_token", csrf.as_str()),
+            ("current_password", CLEAN),
+            ("new_password", BREACHED),
+            ("confirm_password", BREACHED),
+        ],
+    )
+    .await;
+    assert_eq!(hash_of(&server, email).await, hash);
+
+    let token = verifications::issue(
+        &server.state.db,
+        Purpose::ResetPassword,
+        &user.id,
+        &json!({}),
+        3600,
+        server.state.clock.now(),
+    )
+    .await
+    .expect("issue");
+    let b = jar();
+    let form = page(&b, server.url(&format!("/reset-password?token={token}"))).await;
+    let csrf = hidden(&form, "csrf_token");
+    form_refused(
+        &b,
+        server.url("/reset-password"),
+        &[
+            ("token", token.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("new_password", BREACHED),
+            ("confirm_password", BREACHED),
+        ],
+    )
+    .await;
+    assert_eq!(hash_of(&server, email).await, hash);
+    assert!(
+        klard_auth::password_change::check_token(&server.state, &token)
+            .await
+            .expect("peek")
+            .is_ok(),
+        "the reset token was spent"
+    );
+}
+
 db_tests!(
     refused_on_every_route,
+    hosted_pages_refuse,
     fail_open_and_closed,
     disabled_makes_no_request,
     min_count_threshold,
