@@ -33,18 +33,20 @@ const OK: u8 = 0;
 const FAIL_500: u8 = 1;
 const SLOW: u8 = 2;
 
+/// (path, `Add-Padding` header) of every request the stand-in answered.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// The stand-in range API.
 struct Pwned {
     base: String,
-    /// (path, Add-Padding header) of every request.
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
     mode: Arc<AtomicU8>,
     task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Clone)]
 struct PwnedState {
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
     mode: Arc<AtomicU8>,
 }
 
