@@ -89,7 +89,9 @@ pub struct ChangePasswordBody {
 /// As Better Auth: the new password must follow the password policy (400
 /// `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG` / `PASSWORD_TOO_WEAK`), a wrong current password is 400
 /// `INVALID_PASSWORD`, an account without a password 400
-/// `CREDENTIAL_ACCOUNT_NOT_FOUND`. With `revokeOtherSessions`, every session of the
+/// `CREDENTIAL_ACCOUNT_NOT_FOUND`. With `[breach]` on, a breached new password is 400
+/// `PASSWORD_COMPROMISED` (503 `PASSWORD_CHECK_UNAVAILABLE` when the check fails
+/// closed). With `revokeOtherSessions`, every session of the
 /// user is revoked, this one included, and a new session replaces it: its token is
 /// `token` (also in `set-auth-token` and the cookie). Otherwise `token` is null and
 /// all sessions stay.

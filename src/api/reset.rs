@@ -91,7 +91,8 @@ pub struct ResetBody {
 
 /// `POST /api/auth/reset-password {newPassword, token}` (the token may also come as
 /// `?token=`, as in Better Auth) → 200 `{"status": true}`. The password policy is
-/// sign-up's (400 `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`, the token stays usable);
+/// sign-up's (400 `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`, the token stays usable),
+/// and so is the breached-password check (400 `PASSWORD_COMPROMISED`);
 /// an unknown, expired or used token is 400 `INVALID_TOKEN`. The token is spent and the
 /// password set in one transaction.
 pub async fn reset_password(
