@@ -34,6 +34,9 @@ pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
         Some(p) => {
             crate::password_policy::check(&state.config.password_policy, p, Some(email))
                 .map_err(|e| format!("`password`: {e}"))?;
+            crate::breach::check(state, p)
+                .await
+                .map_err(|e| format!("`password`: {e}"))?;
             Some(state.hasher.hash(p).await.map_err(|e| e.to_string())?)
         }
         None => None,

@@ -67,6 +67,39 @@ pub struct Config {
     pub email_verification: EmailVerificationConfig,
     /// Password reset by mailed link.
     pub password_reset: PasswordResetConfig,
+    /// The breached-password check (Have I Been Pwned range API), off by default.
+    pub breach: BreachConfig,
+}
+
+/// `[breach]`: refuse passwords known from data breaches, asking Have I Been Pwned's
+/// k-anonymity range API (only the first 5 hex digits of the SHA-1 leave the server;
+/// see `breach`). Checked on every route that sets a password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreachConfig {
+    /// Ask the service at all. Off by default, so a dev machine makes no network calls.
+    pub enabled: bool,
+    /// The range API's base URL (`{base_url}/range/{prefix}`).
+    pub base_url: String,
+    /// Milliseconds the whole request may take (1–60000).
+    pub timeout_ms: u64,
+    /// When the service is unreachable, slow or answers an error: allow the password and
+    /// log a warning (`true`), or refuse it with 503 `PASSWORD_CHECK_UNAVAILABLE`.
+    pub fail_open: bool,
+    /// A password seen at least this many times (≥ 1) is refused.
+    pub min_count: u64,
+}
+
+impl Default for BreachConfig {
+    fn default() -> Self {
+        BreachConfig {
+            enabled: false,
+            base_url: "https://api.pwnedpasswords.com".into(),
+            timeout_ms: 1500,
+            fail_open: true,
+            min_count: 1,
+        }
+    }
 }
 
 /// Better Auth's `emailVerification` options plus `requireEmailVerification`.
@@ -587,6 +620,7 @@ impl Default for Config {
             sign_up: SignUpConfig::default(),
             email_verification: EmailVerificationConfig::default(),
             password_reset: PasswordResetConfig::default(),
+            breach: BreachConfig::default(),
         }
     }
 }
@@ -786,6 +820,7 @@ impl Config {
         validate_account_lifecycle(&self.email_change, &self.account_deletion)?;
         validate_password_policy(&self.password_policy)?;
         validate_sign_up(&self.sign_up)?;
+        validate_breach(&self.breach)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
                 "email_verification.token_ttl",
@@ -1096,6 +1131,25 @@ fn validate_password_policy(p: &PasswordPolicyConfig) -> Result<(), ConfigError>
             "password_policy.min_length",
             "must not be greater than password_policy.max_length",
         ));
+    }
+    Ok(())
+}
+
+fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
+    let ok = Url::parse(&b.base_url).is_ok_and(|u| {
+        (u.scheme() == "https" || u.scheme() == "http")
+            && u.host().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if !ok {
+        return Err(invalid("breach.base_url", "must be an http(s) URL"));
+    }
+    if !(1..=60_000).contains(&b.timeout_ms) {
+        return Err(invalid("breach.timeout_ms", "must be between 1 and 60000"));
+    }
+    if b.min_count < 1 {
+        return Err(invalid("breach.min_count", "must be at least 1"));
     }
     Ok(())
 }

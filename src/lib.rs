@@ -11,6 +11,7 @@ pub mod account_deletion;
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod breach;
 pub mod cli;
 pub mod clock;
 pub mod config;

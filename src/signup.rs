@@ -4,7 +4,7 @@
 //!
 //! Order of the checks (Better Auth's sign-up.ts checks `disableSignUp` first, then the
 //! body): the mode, the presence of an invite code, the input (email, password, name,
-//! image, custom fields, terms), the invite code itself; only then is the address
+//! image, custom fields, terms), the breached-password check, the invite code itself; only then is the address
 //! looked up. Nothing is written before every check passed, and the account and the
 //! invite it spends are written in one transaction.
 //!
@@ -47,6 +47,9 @@ pub enum SignUpError {
     InvalidEmail,
     #[error(transparent)]
     Password(#[from] PolicyViolation),
+    /// The breached-password check refused the password (`breach::check`).
+    #[error(transparent)]
+    Breach(#[from] crate::breach::BreachError),
     #[error(transparent)]
     Field(#[from] FieldError),
     /// A built-in value out of bounds; the message names it (`[body.name] ...`).
@@ -115,6 +118,8 @@ pub async fn sign_up(
         SignUpMode::Open => None,
     };
     let fields = check_input(state, req)?;
+    // Before any lookup, so new and existing addresses alike make the request.
+    crate::breach::check(state, &req.password).await?;
     if let Some(code) = invite_code {
         check_invite(state, code, &req.email).await?;
     }

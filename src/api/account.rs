@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::extract::{Authed, OriginChecked};
-use super::sign::{check_password, start_session, with_session};
+use super::sign::{check_new_password, start_session, with_session};
 use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::oauth::mint;
@@ -89,7 +89,9 @@ pub struct ChangePasswordBody {
 /// As Better Auth: the new password must follow the password policy (400
 /// `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG` / `PASSWORD_TOO_WEAK`), a wrong current password is 400
 /// `INVALID_PASSWORD`, an account without a password 400
-/// `CREDENTIAL_ACCOUNT_NOT_FOUND`. With `revokeOtherSessions`, every session of the
+/// `CREDENTIAL_ACCOUNT_NOT_FOUND`. With `[breach]` on, a breached new password is 400
+/// `PASSWORD_COMPROMISED` (503 `PASSWORD_CHECK_UNAVAILABLE` when the check fails
+/// closed). With `revokeOtherSessions`, every session of the
 /// user is revoked, this one included, and a new session replaces it: its token is
 /// `token` (also in `set-auth-token` and the cookie). Otherwise `token` is null and
 /// all sessions stay.
@@ -101,7 +103,7 @@ pub async fn change_password(
     headers: HeaderMap,
     JsonBody(b): JsonBody<ChangePasswordBody>,
 ) -> Result<Response, ApiError> {
-    check_password(&state.config, &b.new_password, Some(&a.user.email))?;
+    check_new_password(&state, &b.new_password, Some(&a.user.email)).await?;
     if b.current_password.chars().count() > crate::config::PASSWORD_POLICY_MAX_LENGTH {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

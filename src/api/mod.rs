@@ -67,6 +67,8 @@ fn routes() -> Routes {
                     "INVALID_EMAIL",
                     "PASSWORD_TOO_SHORT",
                     "PASSWORD_TOO_LONG",
+                    "PASSWORD_COMPROMISED",
+                    "PASSWORD_CHECK_UNAVAILABLE",
                     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
                     "INVALID_CALLBACK_URL",
                 ]),
@@ -180,6 +182,8 @@ fn routes() -> Routes {
                     "INVALID_PASSWORD",
                     "PASSWORD_TOO_SHORT",
                     "PASSWORD_TOO_LONG",
+                    "PASSWORD_COMPROMISED",
+                    "PASSWORD_CHECK_UNAVAILABLE",
                     "CREDENTIAL_ACCOUNT_NOT_FOUND",
                 ]),
         )
@@ -255,7 +259,8 @@ fn routes() -> Routes {
             Doc::new(ACC, "Set a new password with a reset token")
                 .body::<reset::ResetBody>()
                 .ok::<StatusResponse>()
-                .errors(&["INVALID_TOKEN", "PASSWORD_TOO_SHORT", "PASSWORD_TOO_LONG", "PASSWORD_TOO_WEAK"]),
+                .errors(&["INVALID_TOKEN", "PASSWORD_TOO_SHORT", "PASSWORD_TOO_LONG", "PASSWORD_TOO_WEAK",
+                    "PASSWORD_COMPROMISED", "PASSWORD_CHECK_UNAVAILABLE"]),
         )
         .add(
             Post,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{self, OriginChecked};
-use super::sign::{check_email, check_password};
+use super::sign::{check_email, check_new_password};
 use super::verify::{callback_with, found, query_param};
 use super::{JsonBody, json_response};
 use crate::app::State;
@@ -91,7 +91,8 @@ pub struct ResetBody {
 
 /// `POST /api/auth/reset-password {newPassword, token}` (the token may also come as
 /// `?token=`, as in Better Auth) → 200 `{"status": true}`. The password policy is
-/// sign-up's (400 `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`, the token stays usable);
+/// sign-up's (400 `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`, the token stays usable),
+/// and so is the breached-password check (400 `PASSWORD_COMPROMISED`);
 /// an unknown, expired or used token is 400 `INVALID_TOKEN`. The token is spent and the
 /// password set in one transaction.
 pub async fn reset_password(
@@ -109,7 +110,7 @@ pub async fn reset_password(
         return Err(invalid_token());
     };
     let email = password_change::reset_account_email(&state, &token).await?;
-    check_password(&state.config, &b.new_password, email.as_deref())?;
+    check_new_password(&state, &b.new_password, email.as_deref()).await?;
     match password_change::reset(&state, &headers, &token, &b.new_password).await? {
         Ok(()) => Ok(json_response(json!({ "status": true }))),
         Err(r) => {

@@ -59,6 +59,33 @@ pub fn check_password(config: &Config, p: &str, email: Option<&str>) -> Result<(
     password_policy::check(&config.password_policy, p, email).map_err(policy_error)
 }
 
+/// The password policy, then the breached-password check (`breach::check`): what every
+/// route that sets a password calls before hashing it.
+pub async fn check_new_password(
+    state: &State,
+    p: &str,
+    email: Option<&str>,
+) -> Result<(), ApiError> {
+    check_password(&state.config, p, email)?;
+    crate::breach::check(state, p).await.map_err(breach_error)
+}
+
+/// Better Auth's haveIBeenPwned plugin answers a breached password with 400
+/// `PASSWORD_COMPROMISED`; a refused check (fail-closed outage) is 503
+/// `PASSWORD_CHECK_UNAVAILABLE`.
+pub fn breach_error(e: crate::breach::BreachError) -> ApiError {
+    let (status, code) = match e {
+        crate::breach::BreachError::Compromised => {
+            (StatusCode::BAD_REQUEST, "PASSWORD_COMPROMISED")
+        }
+        crate::breach::BreachError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PASSWORD_CHECK_UNAVAILABLE",
+        ),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
 /// Better Auth's `PASSWORD_TOO_SHORT` / `PASSWORD_TOO_LONG`; the other rules are
 /// `PASSWORD_TOO_WEAK`, with the rule in the message.
 pub fn policy_error(v: PolicyViolation) -> ApiError {
@@ -87,6 +114,7 @@ fn sign_up_error(e: SignUpError) -> ApiError {
         }
         SignUpError::InvalidEmail => ApiError::invalid_email(),
         SignUpError::Password(v) => policy_error(v),
+        SignUpError::Breach(b) => breach_error(b),
         SignUpError::Field(f) => ApiError::validation(f.to_string()),
         SignUpError::Invalid(m) => ApiError::validation(m),
         SignUpError::TermsNotAccepted => ApiError::new(

@@ -93,7 +93,7 @@ async fn submit_inner(state: &State, headers: &HeaderMap, body: &[u8]) -> Result
             Some("The two new passwords do not match."),
         ));
     }
-    if let Err(e) = crate::api::sign::check_password(&state.config, new, Some(&u.email)) {
+    if let Err(e) = crate::api::sign::check_new_password(state, new, Some(&u.email)).await {
         let msg = match e {
             crate::api::error::ApiError::Api { message, .. } => message,
             crate::api::error::ApiError::Internal(e) => return Err(e),

@@ -263,6 +263,13 @@ pub async fn reset_submit(
         );
         return page(StatusCode::BAD_REQUEST, Some(&msg), false, false);
     }
+    if let Err(b) = crate::breach::check(&state, new).await {
+        let status = match b {
+            crate::breach::BreachError::Compromised => StatusCode::BAD_REQUEST,
+            crate::breach::BreachError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        return page(status, Some(&format!("{b}.")), false, false);
+    }
     match password_change::reset(&state, &headers, token, new).await {
         Ok(Ok(())) => page(StatusCode::OK, None, false, true),
         Ok(Err(_)) => page(StatusCode::BAD_REQUEST, None, true, false),

@@ -255,6 +255,14 @@ fn form_fields(state: &State, p: &Params) -> Map<String, Value> {
     m
 }
 
+/// 400 for a breached password, 503 when the check could not be made (fail-closed).
+fn breach_status(b: &crate::breach::BreachError) -> StatusCode {
+    match b {
+        crate::breach::BreachError::Compromised => StatusCode::BAD_REQUEST,
+        crate::breach::BreachError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 /// The message and the form control of a refusal, and its status.
 fn refusal(e: &SignUpError) -> (StatusCode, String, String) {
     let bad = StatusCode::BAD_REQUEST;
@@ -272,6 +280,7 @@ fn refusal(e: &SignUpError) -> (StatusCode, String, String) {
         ),
         SignUpError::InvalidEmail => (bad, "Enter a valid email address.".into(), "email"),
         SignUpError::Password(v) => (bad, format!("{v}."), "password"),
+        SignUpError::Breach(b) => (breach_status(b), format!("{b}."), "password"),
         SignUpError::Field(f) => {
             let label = f.field.as_str();
             return (bad, format!("{label}: {}.", f.message), f.field.clone());

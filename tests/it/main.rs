@@ -19,6 +19,7 @@ mod api_sign_up_policy;
 mod api_verify;
 mod authorize;
 mod backchannel;
+mod breach;
 mod cli;
 mod flows;
 mod mail;
