@@ -254,6 +254,11 @@ pub fn router(state: State) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %crate::api::reset::loggable_path(req.uri().path()))
         },
     );
+    // `[captcha]` on the protected /api/auth/* POSTs (captcha.rs), inside CORS.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::captcha::api_layer,
+    ));
     // CORS of /api/auth/* for trusted origins (api/cors.rs).
     app = app.layer(axum::middleware::from_fn_with_state(
         state.clone(),

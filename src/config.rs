@@ -69,6 +69,104 @@ pub struct Config {
     pub password_reset: PasswordResetConfig,
     /// The breached-password check (Have I Been Pwned range API), off by default.
     pub breach: BreachConfig,
+    /// CAPTCHA verification (Turnstile, hCaptcha, reCAPTCHA v2/v3), off by default.
+    pub captcha: CaptchaConfig,
+}
+
+/// `[captcha]`: which CAPTCHA provider checks the protected endpoints (see `captcha`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaConfig {
+    /// `none` (no check), `turnstile`, `hcaptcha`, `recaptcha_v2` or `recaptcha_v3`.
+    pub provider: CaptchaProvider,
+    /// The provider's secret key (`KLARD_CAPTCHA__SECRET_KEY`); never logged.
+    pub secret_key: String,
+    /// The siteverify URL; unset: the provider's own (see [`CaptchaConfig::verify_url`]).
+    pub verify_url: Option<String>,
+    /// reCAPTCHA v3: the lowest score (0.0–1.0) that passes.
+    pub min_score: f64,
+    /// reCAPTCHA v3: the action the token must carry, when set.
+    pub action: Option<String>,
+    /// Milliseconds the whole verify request may take (1–60000).
+    pub timeout_ms: u64,
+    /// The protected POST paths, relative to the issuer (from [`CAPTCHA_PROTECTABLE`]).
+    pub endpoints: Vec<String>,
+}
+
+/// The routes `captcha.endpoints` may name.
+pub const CAPTCHA_PROTECTABLE: &[&str] = &[
+    "/api/auth/sign-up/email",
+    "/api/auth/sign-in/email",
+    "/api/auth/request-password-reset",
+    "/api/auth/forget-password",
+    "/sign-up",
+    "/login",
+];
+
+/// The CAPTCHA service of `[captcha]`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptchaProvider {
+    #[default]
+    None,
+    Turnstile,
+    Hcaptcha,
+    RecaptchaV2,
+    RecaptchaV3,
+}
+
+impl CaptchaConfig {
+    /// `verify_url`, or the provider's documented siteverify URL.
+    pub fn verify_url(&self) -> &str {
+        if let Some(u) = &self.verify_url {
+            return u;
+        }
+        match self.provider {
+            CaptchaProvider::Turnstile => {
+                "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+            }
+            CaptchaProvider::Hcaptcha => "https://api.hcaptcha.com/siteverify",
+            CaptchaProvider::RecaptchaV2 | CaptchaProvider::RecaptchaV3 => {
+                "https://www.google.com/recaptcha/api/siteverify"
+            }
+            CaptchaProvider::None => "",
+        }
+    }
+}
+
+/// The secret key stays out of `Debug` output (and so out of logs).
+impl std::fmt::Debug for CaptchaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptchaConfig")
+            .field("provider", &self.provider)
+            .field("secret_key", &"<redacted>")
+            .field("verify_url", &self.verify_url)
+            .field("min_score", &self.min_score)
+            .field("action", &self.action)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        CaptchaConfig {
+            provider: CaptchaProvider::None,
+            secret_key: String::new(),
+            verify_url: None,
+            min_score: 0.5,
+            action: None,
+            timeout_ms: 3000,
+            endpoints: [
+                "/api/auth/sign-up/email",
+                "/api/auth/sign-in/email",
+                "/api/auth/request-password-reset",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// `[breach]`: refuse passwords known from data breaches, asking Have I Been Pwned's
@@ -621,6 +719,7 @@ impl Default for Config {
             email_verification: EmailVerificationConfig::default(),
             password_reset: PasswordResetConfig::default(),
             breach: BreachConfig::default(),
+            captcha: CaptchaConfig::default(),
         }
     }
 }
@@ -821,6 +920,7 @@ impl Config {
         validate_password_policy(&self.password_policy)?;
         validate_sign_up(&self.sign_up)?;
         validate_breach(&self.breach)?;
+        validate_captcha(&self.captcha)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
                 "email_verification.token_ttl",
@@ -1150,6 +1250,39 @@ fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
     }
     if b.min_count < 1 {
         return Err(invalid("breach.min_count", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn validate_captcha(c: &CaptchaConfig) -> Result<(), ConfigError> {
+    if let Some(u) = &c.verify_url {
+        let ok = Url::parse(u)
+            .is_ok_and(|u| (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some());
+        if !ok {
+            return Err(invalid("captcha.verify_url", "must be an http(s) URL"));
+        }
+    }
+    if c.provider != CaptchaProvider::None && c.secret_key.trim().is_empty() {
+        return Err(invalid(
+            "captcha.secret_key",
+            "is required when a provider is set",
+        ));
+    }
+    if !(0.0..=1.0).contains(&c.min_score) {
+        return Err(invalid("captcha.min_score", "must be between 0.0 and 1.0"));
+    }
+    if !(1..=60_000).contains(&c.timeout_ms) {
+        return Err(invalid("captcha.timeout_ms", "must be between 1 and 60000"));
+    }
+    if let Some(e) = c
+        .endpoints
+        .iter()
+        .find(|e| !CAPTCHA_PROTECTABLE.contains(&e.as_str()))
+    {
+        return Err(invalid(
+            "captcha.endpoints",
+            format!("{e:?} is not one of {}", CAPTCHA_PROTECTABLE.join(", ")),
+        ));
     }
     Ok(())
 }

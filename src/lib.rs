@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod breach;
+pub mod captcha;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -339,6 +339,16 @@ pub async fn submit(
         );
     }
     let return_to = local_path(p.get("return_to"));
+    if let Err(e) = crate::captcha::check_form(&state, "/sign-up", peer, &headers, &p).await {
+        let msg = format!("{e}.");
+        let shown = Shown {
+            params: Some(&p),
+            error: Some(&msg),
+            error_field: "",
+            return_to,
+        };
+        return form_page(&state, &headers, e.status(), shown);
+    }
     let terms = state.config.sign_up.terms_version.as_deref();
     // The box counts for the version the page showed; if the terms changed meanwhile,
     // the new ones have to be accepted.
