@@ -132,6 +132,10 @@ pub async fn submit(
             set_cookie,
         );
     }
+    if let Err(e) = crate::captcha::check_form(state, "/login", peer, headers, p).await {
+        let msg = format!("{e}.");
+        return page(state, &bid, &return_to, email, Some(&msg), None);
+    }
     let password = p.get("password").unwrap_or("");
     let user = match check_password(state, email, password).await {
         Ok(Some(u)) => u,

@@ -142,6 +142,18 @@ async fn submit_inner(
         ));
     }
     let email = p.get("username").unwrap_or("");
+    if let Err(e) = crate::captcha::check_form(state, "/login", peer, headers, p).await {
+        let msg = format!("{e}.");
+        return Ok(login_page(
+            state,
+            &i,
+            &req,
+            &client,
+            &bid,
+            email,
+            Some(&msg),
+        ));
+    }
     let password = p.get("password").unwrap_or("");
     let user = match check_password(state, email, password).await? {
         Some(u) => u,

@@ -20,6 +20,7 @@ mod api_verify;
 mod authorize;
 mod backchannel;
 mod breach;
+mod captcha;
 mod cli;
 mod flows;
 mod mail;
