@@ -21,9 +21,13 @@ use crate::app::State;
 /// Whether `path` (the full request path) is one of ours: under `{issuer path}/api/auth/`
 /// (the JWKS alias included).
 fn covers(state: &State, path: &str) -> bool {
-    let prefix = format!("{}/api/auth/", state.config.issuer_path());
-    path.strip_prefix(&prefix)
-        .is_some_and(|rest| !rest.is_empty())
+    // Runs on every request: most are not ours, and they are told apart without parsing
+    // the issuer or allocating.
+    let Some(at) = path.find("/api/auth/") else {
+        return false;
+    };
+    let (before, rest) = path.split_at(at);
+    rest.len() > "/api/auth/".len() && before == state.config.issuer_path()
 }
 
 /// The request's Origin when it is trusted (exactly, as browsers send it).

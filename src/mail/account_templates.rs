@@ -75,13 +75,9 @@ impl Copy {
 
     fn render(self, b: &BrandingConfig, to: &str, loc: Locale) -> Result<Message, askama::Error> {
         let lang = loc.as_str();
-        Ok(Message {
-            to: to.to_string(),
-            html: Html { b, lang, c: &self }.render()?,
-            text: Text { b, c: &self }.render()?,
-            subject: self.subject,
-            locale: lang.to_string(),
-        })
+        let html = Html { b, lang, c: &self }.render()?;
+        let text = Text { b, c: &self }.render()?;
+        Ok(super::templates::message(to, loc, self.subject, html, text))
     }
 }
 

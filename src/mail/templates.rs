@@ -82,13 +82,7 @@ pub fn verify_email(
             VerifyEmailDeText { b, link }.render()?,
         ),
     };
-    Ok(Message {
-        to: to.to_string(),
-        subject,
-        html,
-        text,
-        locale: loc.as_str().to_string(),
-    })
+    Ok(message(to, loc, subject, html, text))
 }
 
 /// The locale of a mail to a user: their `locale` claim if set, else the request's
@@ -158,13 +152,7 @@ pub fn reset_password(
             ResetDeText { b, link, minutes }.render()?,
         ),
     };
-    Ok(Message {
-        to: to.to_string(),
-        subject,
-        html,
-        text,
-        locale: loc.as_str().to_string(),
-    })
+    Ok(message(to, loc, subject, html, text))
 }
 
 /// "Your password was changed" (issue 3: the user is told by mail): sent after every
@@ -190,13 +178,24 @@ pub fn password_changed(
             ChangedDeText { b, email, link }.render()?,
         ),
     };
-    Ok(Message {
+    Ok(message(to, loc, subject, html, text))
+}
+
+/// The rendered parts of a mail as a [`Message`] for the outbox.
+pub(crate) fn message(
+    to: &str,
+    loc: Locale,
+    subject: String,
+    html: String,
+    text: String,
+) -> Message {
+    Message {
         to: to.to_string(),
         subject,
         html,
         text,
         locale: loc.as_str().to_string(),
-    })
+    }
 }
 
 #[cfg(test)]
