@@ -266,6 +266,11 @@ pub fn router(state: State) -> Router {
     ));
     app.layer(DefaultBodyLimit::max(256 * 1024))
         .layer(trace)
+        // Outermost, so that every response, refusals included, carries its id.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::request_meta::layer,
+        ))
         .with_state(state)
 }
 

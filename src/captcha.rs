@@ -217,7 +217,7 @@ pub async fn api_layer(AxState(state): AxState<State>, req: Request, next: Next)
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let headers = req.headers();
-    let ip = crate::http::client_ip(headers, peer, state.config.proxy.trust_forwarded_headers);
+    let ip = crate::http::client_ip(headers, peer, &state.config.proxy);
     let token = headers.get(HEADER).and_then(|v| v.to_str().ok());
     match check(&state, &rel, token, ip.as_deref()).await {
         Ok(()) => next.run(req).await,
@@ -238,10 +238,6 @@ pub async fn check_form(
     if !protects(cfg, path) {
         return Ok(());
     }
-    let ip = crate::http::client_ip(
-        headers,
-        Some(peer),
-        state.config.proxy.trust_forwarded_headers,
-    );
+    let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     check(state, path, p.get(form_field(cfg.provider)), ip.as_deref()).await
 }

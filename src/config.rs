@@ -522,8 +522,12 @@ pub struct PkceConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Honour X-Forwarded-For only when a trusted reverse proxy sets it.
+    /// Treat the immediate peer, whatever its address, as one trusted proxy hop (the
+    /// older switch; prefer `trusted_proxies`).
     pub trust_forwarded_headers: bool,
+    /// Addresses or CIDR blocks of the reverse proxies whose `X-Forwarded-For` hops are
+    /// believed (`http::client_ip`). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -921,6 +925,7 @@ impl Config {
         validate_sign_up(&self.sign_up)?;
         validate_breach(&self.breach)?;
         validate_captcha(&self.captcha)?;
+        validate_proxy(&self.proxy)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
                 "email_verification.token_ttl",
@@ -1250,6 +1255,13 @@ fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
     }
     if b.min_count < 1 {
         return Err(invalid("breach.min_count", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn validate_proxy(p: &ProxyConfig) -> Result<(), ConfigError> {
+    for c in &p.trusted_proxies {
+        crate::http::client_ip::Cidr::parse(c).map_err(|e| invalid("proxy.trusted_proxies", &e))?;
     }
     Ok(())
 }

@@ -149,11 +149,7 @@ pub(super) async fn start_session(
     user: &users::User,
     remember: bool,
 ) -> Result<browser::Started, ApiError> {
-    let ip = crate::http::client_ip(
-        headers,
-        Some(peer),
-        state.config.proxy.trust_forwarded_headers,
-    );
+    let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     Ok(browser::begin(
         state,
         user,

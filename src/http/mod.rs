@@ -1,28 +1,21 @@
 //! HTTP edge helpers: parameter parsing, cookies, CSRF, client addresses, pages.
 
+pub mod client_ip;
 pub mod cookies;
 pub mod pages;
 pub mod params;
+pub mod request_meta;
 pub mod user_agent;
 
 use axum::http::HeaderMap;
 
-/// The peer address, or the first X-Forwarded-For hop when the proxy is trusted.
+/// The client's address as text (`client_ip::resolve`, trusted proxies only).
 pub fn client_ip(
     headers: &HeaderMap,
     peer: Option<std::net::SocketAddr>,
-    trust_proxy: bool,
+    proxy: &crate::config::ProxyConfig,
 ) -> Option<String> {
-    if trust_proxy
-        && let Some(v) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = v.split(',').next()
-    {
-        let ip = first.trim();
-        if ip.parse::<std::net::IpAddr>().is_ok() {
-            return Some(ip.to_string());
-        }
-    }
-    peer.map(|p| p.ip().to_string())
+    client_ip::resolve(proxy, headers, peer.map(|p| p.ip())).map(|ip| ip.to_string())
 }
 
 pub fn user_agent(headers: &HeaderMap) -> Option<String> {

@@ -216,11 +216,7 @@ pub async fn sign_in(
     if let Some((old, _)) = browser::current(state, headers).await? {
         sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;
     }
-    let ip = crate::http::client_ip(
-        headers,
-        Some(peer),
-        state.config.proxy.trust_forwarded_headers,
-    );
+    let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     browser::start(
         state,
         user,

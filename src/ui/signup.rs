@@ -416,11 +416,7 @@ async fn signed_in(
     if let Ok(Some((old, _))) = browser::current(state, headers).await {
         let _ = crate::store::sessions::revoke(&state.db, &old.sid, state.clock.now()).await;
     }
-    let ip = crate::http::client_ip(
-        headers,
-        Some(peer),
-        state.config.proxy.trust_forwarded_headers,
-    );
+    let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     let started = match browser::begin(
         state,
         user,
