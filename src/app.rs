@@ -168,6 +168,7 @@ fn endpoints() -> Router<State> {
         .route("/static/klard.css", get(css))
         .route("/health", get(|| async { "ok" }))
         .merge(crate::api::router())
+        .merge(crate::admin::router())
         .merge(cross_origin_endpoints())
 }
 

@@ -69,6 +69,8 @@ pub struct Config {
     pub password_reset: PasswordResetConfig,
     /// The breached-password check (Have I Been Pwned range API), off by default.
     pub breach: BreachConfig,
+    /// `[alerts]`: security alert mails to the account's owner.
+    pub alerts: AlertsConfig,
     /// CAPTCHA verification (Turnstile, hCaptcha, reCAPTCHA v2/v3), off by default.
     pub captcha: CaptchaConfig,
 }
@@ -165,6 +167,35 @@ impl Default for CaptchaConfig {
             ]
             .map(String::from)
             .to_vec(),
+        }
+    }
+}
+
+/// `[alerts]`: which security alerts are mailed (through the outbox) to the account's
+/// address. Each is on by default; the audit event is written either way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A sign-in from a device without a valid device cookie for the account.
+    pub new_device: bool,
+    /// The password was changed or reset.
+    pub password_changed: bool,
+    /// The email address was changed (the old address is told, with a revert link).
+    pub email_changed: bool,
+    /// The account was locked after repeated failed sign-ins (with an unlock link).
+    pub account_locked: bool,
+    /// A refresh token was used twice and its family revoked.
+    pub refresh_reuse: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            new_device: true,
+            password_changed: true,
+            email_changed: true,
+            account_locked: true,
+            refresh_reuse: true,
         }
     }
 }
@@ -723,6 +754,7 @@ impl Default for Config {
             email_verification: EmailVerificationConfig::default(),
             password_reset: PasswordResetConfig::default(),
             breach: BreachConfig::default(),
+            alerts: AlertsConfig::default(),
             captcha: CaptchaConfig::default(),
         }
     }

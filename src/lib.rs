@@ -9,8 +9,10 @@
 
 pub mod account_deletion;
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod breach;
 pub mod captcha;
 pub mod cli;

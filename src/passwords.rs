@@ -9,6 +9,9 @@ use crate::config::PasswordConfig;
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
+    /// Argon2 runs so far (hashes and verifications, the dummy included): the attack
+    /// tests compare the work of unknown, locked and wrong-password sign-ins with it.
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// A hash of a random password, verified against when the user does not exist, so
     /// unknown and known accounts cost the same.
     dummy: String,
@@ -33,13 +36,21 @@ impl Hasher {
         .map_err(|e| PasswordError::Argon2(e.to_string()))?;
         let mut h = Hasher {
             params,
+            calls: Default::default(),
             dummy: String::new(),
         };
         h.dummy = h.hash_sync(&crate::crypto::random_token(16))?;
         Ok(h)
     }
 
+    /// How many argon2 operations this hasher (and its clones) has run.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn argon(&self) -> Argon2<'static> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 

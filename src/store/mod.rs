@@ -2,6 +2,7 @@
 //! and PostgreSQL. Queries use `$n` placeholders, which both accept; times are Unix
 //! seconds and JSON documents are TEXT, so no type differs between the two.
 
+pub mod audit;
 pub mod clients;
 pub mod credentials;
 pub mod grants;

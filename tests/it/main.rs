@@ -17,6 +17,7 @@ mod api_rest;
 mod api_sessions;
 mod api_sign_up_policy;
 mod api_verify;
+mod audit_chain;
 mod authorize;
 mod backchannel;
 mod breach;
