@@ -212,6 +212,14 @@ pub fn validate_metadata(doc: &Value, trusted: bool) -> Result<ClientMetadata, O
     let scope = opt_string(m, "scope")?;
     if let Some(s) = &scope {
         scopes::parse(s).map_err(|e| meta_err(e.description))?;
+        // The admin API's scope is granted by an operator (CLI, config), never by
+        // self-service registration (RFC 7591 §2: the server may refuse any value).
+        if !trusted && s.split(' ').any(|x| x == crate::admin::ADMIN_SCOPE) {
+            return Err(meta_err(format!(
+                "the `{}` scope is only for clients an operator creates (CLI or config)",
+                crate::admin::ADMIN_SCOPE
+            )));
+        }
     }
     let contacts = string_list(m, "contacts")?.unwrap_or_default();
 
