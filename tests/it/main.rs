@@ -6,6 +6,7 @@
 mod support;
 
 mod account_page;
+mod admin_scope;
 mod api_account;
 mod api_auth;
 mod api_change_email;
