@@ -24,5 +24,6 @@ mod captcha;
 mod cli;
 mod flows;
 mod mail;
+mod rate_limit;
 mod registration_logout;
 mod smtp;
