@@ -10,6 +10,9 @@ use super::{Counts, roll, window_start};
 /// Seconds between two sweeps of expired counters.
 const SWEEP_EVERY: i64 = 60;
 
+/// Keys held before a sweep runs early (a flood of new addresses or paths).
+const SWEEP_ABOVE: usize = 1_000_000;
+
 #[derive(Default)]
 pub struct Memory {
     counters: Mutex<HashMap<String, Entry>>,
@@ -31,7 +34,9 @@ impl Memory {
             .counters
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if now - self.last_sweep.load(Ordering::Relaxed) >= SWEEP_EVERY {
+        // Early sweeps too at most once a second, so a full map costs no scan per hit.
+        let since = now - self.last_sweep.load(Ordering::Relaxed);
+        if since >= SWEEP_EVERY || (map.len() >= SWEEP_ABOVE && since >= 1) {
             self.last_sweep.store(now, Ordering::Relaxed);
             map.retain(|_, e| e.expires_at > now);
         }

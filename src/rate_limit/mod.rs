@@ -159,11 +159,11 @@ pub fn rules(cfg: &RateLimitConfig) -> Vec<Rule> {
         .collect();
     let mut all = Vec::new();
     if cfg.defaults {
-        all.extend(
-            default_rules()
-                .into_iter()
-                .filter(|d| !configured.iter().any(|c| c.path == d.path && c.key == d.key)),
-        );
+        all.extend(default_rules().into_iter().filter(|d| {
+            !configured
+                .iter()
+                .any(|c| c.path == d.path && c.key == d.key)
+        }));
     }
     all.extend(configured);
     all
@@ -506,6 +506,20 @@ fn set_fields(h: &mut HeaderMap, evaluated: &[(&Rule, Decision)]) {
     }
 }
 
+/// The back-channel endpoints answer any origin without credentials (`app.rs`,
+/// `cross_origin_endpoints`), but a refusal here never reaches their CORS layer: say
+/// the same, so a browser app can read the 429 and when to retry.
+fn allow_any_origin(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after, ratelimit, ratelimit-policy"),
+    );
+}
+
 /// The client id a request claims: HTTP Basic's user part, form-decoded (RFC 6749
 /// §2.3.1), else `client_id` from the body, else the `sub` of a `client_assertion`
 /// (RFC 7523 §3; not verified here: it only names the budget).
@@ -557,9 +571,8 @@ fn body_fields(headers: &HeaderMap, body: &[u8]) -> BodyFields {
         .unwrap_or("")
         .to_ascii_lowercase();
     let mut f = BodyFields::default();
-    let pick = |get: &dyn Fn(&str) -> Option<String>, names: &[&str]| {
-        names.iter().find_map(|n| get(n))
-    };
+    let pick =
+        |get: &dyn Fn(&str) -> Option<String>, names: &[&str]| names.iter().find_map(|n| get(n));
     const ACCOUNT: &[&str] = &["email", "username", "phoneNumber", "phone_number"];
     if ct.starts_with("application/json") || ct.ends_with("+json") {
         let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(body) else {
@@ -570,8 +583,7 @@ fn body_fields(headers: &HeaderMap, body: &[u8]) -> BodyFields {
         f.client_id = get("client_id");
         f.assertion_sub = get("client_assertion").and_then(|a| assertion_sub(&a));
     } else {
-        let pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(body).into_owned().collect();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
         let get = |k: &str| {
             pairs
                 .iter()
@@ -604,6 +616,9 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
     let limiter = &state.rate_limiter;
     let rules = limiter.matching(req.method(), &path);
     let door = door(&path);
+    let cross_origin = door == Door::OAuth
+        && path != "/auth/refresh"
+        && req.headers().contains_key(header::ORIGIN);
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -612,9 +627,9 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
         ip: client_ip::resolve(&state.config.proxy, req.headers(), peer).map(client_ip::group),
         ..Subject::default()
     };
-    let needs_body = rules
-        .iter()
-        .any(|r| r.key == Key::Account || (r.key == Key::Client && client_id(req.headers(), None).is_none()));
+    let needs_body = rules.iter().any(|r| {
+        r.key == Key::Account || (r.key == Key::Client && client_id(req.headers(), None).is_none())
+    });
     let req = if needs_body {
         let (parts, body) = req.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, MAX_PEEK).await else {
@@ -648,12 +663,16 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
             }
             Err(e) => {
                 tracing::error!(error = %e, rule = %rule.name, "rate limit store unavailable; request refused");
-                return refusal(
+                let mut resp = refusal(
                     &state,
                     door,
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot take this request right now; try again later",
                 );
+                if cross_origin {
+                    allow_any_origin(resp.headers_mut());
+                }
+                return resp;
             }
         };
         let d = decide(rule.max, rule.window, now, counts);
@@ -665,14 +684,14 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
     }
     if let Some((rule, d)) = evaluated.iter().find(|(_, d)| !d.allowed) {
         tracing::info!(rule = %rule.name, retry_after = d.reset, "rate limit reached");
-        let message = format!(
-            "Too many requests; try again in {} seconds",
-            d.reset
-        );
+        let message = format!("Too many requests; try again in {} seconds", d.reset);
         let mut resp = refusal(&state, door, StatusCode::TOO_MANY_REQUESTS, &message);
         let h = resp.headers_mut();
         h.insert(header::RETRY_AFTER, HeaderValue::from(d.reset));
         set_fields(h, &evaluated);
+        if cross_origin {
+            allow_any_origin(h);
+        }
         return resp;
     }
     let mut resp = next.run(req).await;
@@ -780,6 +799,54 @@ mod tests {
         assert_eq!(door("/api/auth/sign-in/email"), Door::Api);
         assert_eq!(door("/auth/login"), Door::Api);
         assert_eq!(door("/authorize"), Door::Page);
+    }
+
+    #[test]
+    fn config_is_checked_and_names_the_field() {
+        let ok = crate::config::Config::from_toml(
+            "[rate_limit]\nstorage = \"redis\"\ndefaults = false\nmax = 1000000\n\
+             [[rate_limit.rules]]\npath = \"/login\"\nmethods = [\"POST\"]\nkey = \"account\"\nwindow = 60\nmax = 5\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.rate_limit.rules[0].key, Key::Account);
+        for (toml, field) in [
+            ("window = 0", "rate_limit.window"),
+            ("max = 0", "rate_limit.max"),
+            (
+                "storage = \"redis\"\nredis_url = \"http://x\"",
+                "rate_limit.redis_url",
+            ),
+            (
+                "[[rate_limit.rules]]\npath = \"login\"\nwindow = 1\nmax = 1",
+                "rate_limit.rules[0].path",
+            ),
+            (
+                "[[rate_limit.rules]]\npath = \"/a*b\"\nwindow = 1\nmax = 1",
+                "rate_limit.rules[0].path",
+            ),
+            (
+                "[[rate_limit.rules]]\npath = \"/a\"\nwindow = 0\nmax = 1",
+                "rate_limit.rules[0].window",
+            ),
+            (
+                "[[rate_limit.rules]]\npath = \"/a\"\nwindow = 1\nmax = 0",
+                "rate_limit.rules[0].max",
+            ),
+            (
+                "[[rate_limit.rules]]\npath = \"/a\"\nwindow = 1\nmax = 1\nmethods = [\"PO ST\"]",
+                "rate_limit.rules[0].methods",
+            ),
+        ] {
+            let e = crate::config::Config::from_toml(&format!("[rate_limit]\n{toml}"))
+                .expect_err(toml)
+                .to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+        let e = crate::config::Config::from_toml(
+            "[[rate_limit.rules]]\npath = \"/a\"\nwindow = 1\nmax = 1\nkey = \"user\"",
+        )
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("user"), "{e}");
     }
 
     #[test]

@@ -124,7 +124,11 @@ async fn assert_refused(r: Response, door: Door, name: &str, max: u64, window: u
             assert!(ct.starts_with("application/json"), "{ct}");
             let v: Value = r.json().await.expect("json");
             assert_eq!(v["code"], "TOO_MANY_REQUESTS", "{v}");
-            assert!(v["message"].as_str().is_some_and(|m| m.contains(&retry.to_string())));
+            assert!(
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&retry.to_string()))
+            );
         }
         Door::OAuth => {
             assert!(ct.starts_with("application/json"), "{ct}");
@@ -200,14 +204,20 @@ async fn per_ip_on_every_door(db: Db) {
     }
     let r = c
         .post(s.url("/token"))
+        .header("origin", "https://spa.example")
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
         .unwrap();
+    // Readable by a browser app, as every answer of the back-channel endpoints is.
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+    assert!(header(&r, "access-control-expose-headers").is_some_and(|v| v.contains("retry-after")));
     assert_refused(r, Door::OAuth, "ip:/token", 2, 60).await;
 
     // The authorization endpoint: an HTML page, never a redirect.
-    let authz = s.url("/authorize?client_id=x&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code");
+    let authz = s.url(
+        "/authorize?client_id=x&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code",
+    );
     for _ in 0..2 {
         let r = c.get(&authz).send().await.unwrap();
         assert_eq!(r.status(), 400);
@@ -384,7 +394,10 @@ async fn per_client_at_the_token_endpoint(db: Db) {
     assert_refused(r, Door::OAuth, "client:/token", 3, 60).await;
     let r = c
         .post(s.url("/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -410,7 +423,10 @@ async fn per_endpoint_budget(db: Db) {
     })
     .await;
     let c = s.http();
-    for (email, ip) in [("a@example.com", "203.0.113.1"), ("b@example.com", "203.0.113.2")] {
+    for (email, ip) in [
+        ("a@example.com", "203.0.113.1"),
+        ("b@example.com", "203.0.113.2"),
+    ] {
         let r = sign_in(&s, &c, email, Some(ip)).await;
         assert_eq!(r.status(), 401);
     }
@@ -428,7 +444,10 @@ async fn per_endpoint_budget(db: Db) {
 
 async fn the_window_slides_on(db: Db) {
     let s = TestServer::start_with(db, |c| {
-        limits(c, vec![rule("/api/auth/sign-in/*", RateLimitKey::Ip, 10, 2)]);
+        limits(
+            c,
+            vec![rule("/api/auth/sign-in/*", RateLimitKey::Ip, 10, 2)],
+        );
     })
     .await;
     let c = s.http();
@@ -436,7 +455,14 @@ async fn the_window_slides_on(db: Db) {
     for _ in 0..2 {
         assert_eq!(sign_in(&s, &c, "a@example.com", None).await.status(), 401);
     }
-    let retry = assert_refused(sign_in(&s, &c, "a@example.com", None).await, Door::Api, name, 2, 10).await;
+    let retry = assert_refused(
+        sign_in(&s, &c, "a@example.com", None).await,
+        Door::Api,
+        name,
+        2,
+        10,
+    )
+    .await;
     // Just before the promised time it is still refused (the refused request counted),
     // unless the wall clock moved on meanwhile; a refused attempt counts too, so wait
     // as long as that answer says.
@@ -475,7 +501,10 @@ async fn second_instance(first: &TestServer) -> (app::Running, tempfile::TempDir
 async fn shared_between_instances(db: Db, storage: RateLimitStorage) {
     let prefix = format!("klard:it:{}:", uuid::Uuid::new_v4().simple());
     let a = TestServer::start_with(db, |c| {
-        limits(c, vec![rule("/api/auth/sign-in/*", RateLimitKey::Account, 60, 4)]);
+        limits(
+            c,
+            vec![rule("/api/auth/sign-in/*", RateLimitKey::Account, 60, 4)],
+        );
         c.rate_limit.storage = storage;
         c.rate_limit.redis_prefix = prefix.clone();
     })
@@ -541,7 +570,11 @@ async fn store_down_fails_open_or_closed(db: Db) {
     let s = TestServer::start_with(db, down(false)).await;
     let r = sign_in(&s, &c, "a@example.com", None).await;
     assert_eq!(r.status(), 503);
-    assert!(header(&r, "content-type").unwrap().starts_with("application/json"));
+    assert!(
+        header(&r, "content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "SERVICE_UNAVAILABLE", "{v}");
     let r = c
@@ -578,7 +611,41 @@ async fn built_in_rules_guard_sign_in(db: Db) {
     assert_refused(r, Door::Api, "sign-in-account", 10, 300).await;
 }
 
+async fn built_in_rules_let_a_person_through(db: Db) {
+    // The hosted login form is read for its account (body peeked and handed on) and the
+    // token request counted by client: a person's code flows pass untouched.
+    let s = TestServer::start_with(db, |c| c.rate_limit.enabled = true).await;
+    let user = s.user("joyce@example.com").await;
+    let (id, secret) = web_client(&s).await;
+    for _ in 0..3 {
+        let mut browser = Browser::new(&user.email);
+        let tokens = code_flow(&s, &mut browser, &id, &secret, "openid", &[]).await;
+        assert!(tokens["id_token"].is_string(), "{tokens}");
+        assert_eq!(
+            browser.pages_seen.first().map(String::as_str),
+            Some("login")
+        );
+    }
+    let (status, _, headers) = token_basic(
+        &s,
+        &id,
+        &secret,
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let pol = headers
+        .get("ratelimit-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        pol.contains("\"token-ip\";q=600;w=60") && pol.contains("\"token-client\";q=1200;w=60"),
+        "{pol}"
+    );
+}
+
 db_tests!(
+    built_in_rules_let_a_person_through,
     per_ip_on_every_door,
     addresses_from_trusted_proxies_only,
     per_account_across_addresses,
