@@ -30,6 +30,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Fetched client JWKS documents: uri → (document, fetched_at).
     pub client_jwks: Mutex<HashMap<String, (serde_json::Value, i64)>>,
+    /// `[rate_limit]`: the rules and the counter store (`rate_limit`).
+    pub rate_limiter: crate::rate_limit::Limiter,
 }
 
 pub type State = Arc<AppState>;
@@ -50,6 +52,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("rate limit: {0}")]
+    RateLimit(String),
 }
 
 /// Reads the server secret from config, or from `data_dir/secret`, generating it on the
@@ -110,6 +114,8 @@ pub async fn build_state_with_secret(config: Config, secret: String) -> Result<S
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StartError::Tls(e.to_string()))?;
+    let rate_limiter =
+        crate::rate_limit::Limiter::new(&config.rate_limit, &db).map_err(StartError::RateLimit)?;
     let state = Arc::new(AppState {
         config,
         db,
@@ -119,6 +125,7 @@ pub async fn build_state_with_secret(config: Config, secret: String) -> Result<S
         secret,
         http,
         client_jwks: Mutex::new(HashMap::new()),
+        rate_limiter,
     });
     oauth::clients::apply_config_clients(&state)
         .await
@@ -259,6 +266,13 @@ pub fn router(state: State) -> Router {
     app = app.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         crate::captcha::api_layer,
+    ));
+    // `[rate_limit]` (rate_limit/mod.rs): outside the CAPTCHA check, so a throttled
+    // request costs neither a CAPTCHA call nor a password hash; inside CORS, so that a
+    // trusted page can read the 429.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::rate_limit::layer,
     ));
     // CORS of /api/auth/* for trusted origins (api/cors.rs).
     app = app.layer(axum::middleware::from_fn_with_state(

@@ -73,6 +73,146 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// CAPTCHA verification (Turnstile, hCaptcha, reCAPTCHA v2/v3), off by default.
     pub captcha: CaptchaConfig,
+    /// Request rate limits per IP, account, client and endpoint (see `rate_limit`).
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[rate_limit]`: Better Auth's `rateLimit` (`enabled`, `storage`, `window`, `max`,
+/// `customRules`), with rules keyed by IP, account, client or endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether requests are counted at all.
+    pub enabled: bool,
+    /// Where the counters live: `memory` (one instance), `database` or `redis` (shared by
+    /// every instance, so that limits hold across them).
+    pub storage: RateLimitStorage,
+    /// The Redis server of `storage = "redis"` (`redis://` or `rediss://`).
+    pub redis_url: String,
+    /// Prefix of every Redis key (several deployments may share one Redis).
+    pub redis_prefix: String,
+    /// Seconds of the general per-IP budget that every path without an `ip` rule has.
+    pub window: u64,
+    /// Requests per `window` of that general budget, per IP and path.
+    pub max: u64,
+    /// When the database or Redis cannot be asked: allow the request and log a warning
+    /// (`true`), or answer 503.
+    pub fail_open: bool,
+    /// Whether the built-in rules (sign-in, sign-up, password reset, OTP, token,
+    /// registration; see the README) apply. A configured rule with the same path and key
+    /// replaces the built-in one either way.
+    pub defaults: bool,
+    /// `[[rate_limit.rules]]`.
+    pub rules: Vec<RateLimitRuleConfig>,
+}
+
+/// Where the rate-limit counters are kept.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitStorage {
+    #[default]
+    Memory,
+    Database,
+    Redis,
+}
+
+/// What one rule counts by.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitKey {
+    /// The client address (`proxy.trusted_proxies`; IPv6 by /64).
+    #[default]
+    Ip,
+    /// The account named in the body (`email`, `username` or `phoneNumber`), whatever
+    /// the address.
+    Account,
+    /// The OAuth client (`client_id` from HTTP Basic or the form).
+    Client,
+    /// One counter for every request the rule matches.
+    Endpoint,
+}
+
+/// One `[[rate_limit.rules]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitRuleConfig {
+    /// Issuer-relative path (`/api/auth/sign-in/email`); a trailing `*` matches any rest.
+    pub path: String,
+    /// HTTP methods the rule counts (e.g. `["POST"]`); empty: all.
+    pub methods: Vec<String>,
+    /// Seconds of the window.
+    pub window: u64,
+    /// Requests allowed per window and key.
+    pub max: u64,
+    /// `ip` (default), `account`, `client` or `endpoint`.
+    pub key: RateLimitKey,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            storage: RateLimitStorage::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "klard:rl:".into(),
+            window: 60,
+            max: 300,
+            fail_open: true,
+            defaults: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), ConfigError> {
+    const DAY: u64 = 86_400;
+    if !(1..=DAY).contains(&r.window) {
+        return Err(invalid(
+            "rate_limit.window",
+            "must be between 1 and 86400 seconds",
+        ));
+    }
+    if r.max < 1 {
+        return Err(invalid("rate_limit.max", "must be at least 1"));
+    }
+    if r.storage == RateLimitStorage::Redis
+        && !Url::parse(&r.redis_url)
+            .is_ok_and(|u| (u.scheme() == "redis" || u.scheme() == "rediss") && u.has_host())
+    {
+        return Err(invalid(
+            "rate_limit.redis_url",
+            "must be a redis:// or rediss:// URL",
+        ));
+    }
+    for (i, rule) in r.rules.iter().enumerate() {
+        let field = |f: &str| format!("rate_limit.rules[{i}].{f}");
+        if !rule.path.starts_with('/') || rule.path[..rule.path.len() - 1].contains('*') {
+            return Err(invalid(
+                &field("path"),
+                "must start with / and may only end with a * wildcard",
+            ));
+        }
+        if !(1..=DAY).contains(&rule.window) {
+            return Err(invalid(
+                &field("window"),
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if rule.max < 1 {
+            return Err(invalid(&field("max"), "must be at least 1"));
+        }
+        if let Some(m) = rule
+            .methods
+            .iter()
+            .find(|m| axum::http::Method::from_bytes(m.as_bytes()).is_err() || m.is_empty())
+        {
+            return Err(invalid(
+                &field("methods"),
+                format!("{m:?} is not an HTTP method"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[captcha]`: which CAPTCHA provider checks the protected endpoints (see `captcha`).
@@ -756,6 +896,7 @@ impl Default for Config {
             breach: BreachConfig::default(),
             alerts: AlertsConfig::default(),
             captcha: CaptchaConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -958,6 +1099,7 @@ impl Config {
         validate_breach(&self.breach)?;
         validate_captcha(&self.captcha)?;
         validate_proxy(&self.proxy)?;
+        validate_rate_limit(&self.rate_limit)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
                 "email_verification.token_ttl",

@@ -30,6 +30,7 @@ pub mod oidc;
 pub mod password_change;
 pub mod password_policy;
 pub mod passwords;
+pub mod rate_limit;
 pub mod signup;
 pub mod store;
 pub mod tls;

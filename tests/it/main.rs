@@ -26,5 +26,6 @@ mod captcha;
 mod cli;
 mod flows;
 mod mail;
+mod rate_limit;
 mod registration_logout;
 mod smtp;
