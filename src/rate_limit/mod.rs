@@ -605,20 +605,13 @@ fn assertion_sub(jwt: &str) -> Option<String> {
     v.get("sub")?.as_str().map(String::from)
 }
 
-/// The middleware (`app::router`).
-pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> Response {
-    if !state.config.rate_limit.enabled {
-        return next.run(req).await;
-    }
-    let base = state.config.issuer_path();
-    let full = req.uri().path();
-    let path = full.strip_prefix(base.as_str()).unwrap_or(full).to_string();
-    let limiter = &state.rate_limiter;
-    let rules = limiter.matching(req.method(), &path);
-    let door = door(&path);
-    let cross_origin = door == Door::OAuth
-        && path != "/auth/refresh"
-        && req.headers().contains_key(header::ORIGIN);
+/// Who is asking: the client address, and (read from the body only when a rule counts
+/// by it) the account and the client. Returns the request with its body restored.
+async fn subject_of(
+    state: &State,
+    req: Request,
+    rules: &[&Rule],
+) -> Result<(Request, Subject), axum::Error> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -627,32 +620,37 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
         ip: client_ip::resolve(&state.config.proxy, req.headers(), peer).map(client_ip::group),
         ..Subject::default()
     };
-    let needs_body = rules.iter().any(|r| {
-        r.key == Key::Account || (r.key == Key::Client && client_id(req.headers(), None).is_none())
-    });
-    let req = if needs_body {
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_PEEK).await else {
-            return refusal(
-                &state,
-                door,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is too large or could not be read",
-            );
-        };
-        let fields = body_fields(&parts.headers, &bytes);
-        subject.client = client_id(&parts.headers, Some(&fields));
-        subject.account = fields.account;
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        subject.client = client_id(req.headers(), None);
-        req
-    };
+    let basic_client = client_id(req.headers(), None);
+    let needs_body = rules
+        .iter()
+        .any(|r| r.key == Key::Account || (r.key == Key::Client && basic_client.is_none()));
+    if !needs_body {
+        subject.client = basic_client;
+        return Ok((req, subject));
+    }
+    let (parts, body) = req.into_parts();
+    // Over the limit, or a broken upload: the handler would refuse it too.
+    let bytes = axum::body::to_bytes(body, MAX_PEEK).await?;
+    let fields = body_fields(&parts.headers, &bytes);
+    subject.client = client_id(&parts.headers, Some(&fields));
+    subject.account = fields.account;
+    Ok((Request::from_parts(parts, Body::from(bytes)), subject))
+}
+
+/// Counts the request against each rule that applies, in order, until one refuses.
+/// A store error is skipped with a warning under `fail_open`, else returned.
+async fn count<'a>(
+    state: &State,
+    rules: Vec<&'a Rule>,
+    path: &str,
+    subject: &Subject,
+) -> Result<Vec<(&'a Rule, Decision)>, StoreError> {
+    let limiter = &state.rate_limiter;
     let now = state.clock.now();
-    let mut evaluated: Vec<(&Rule, Decision)> = Vec::new();
+    let mut evaluated = Vec::new();
     for rule in rules {
         let general = std::ptr::eq(rule, &limiter.general);
-        let Some(key) = counter_key(rule, general, &path, &subject) else {
+        let Some(key) = counter_key(rule, general, path, subject) else {
             continue;
         };
         let counts = match limiter.store.hit(&key, rule.window, now).await {
@@ -663,16 +661,7 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
             }
             Err(e) => {
                 tracing::error!(error = %e, rule = %rule.name, "rate limit store unavailable; request refused");
-                let mut resp = refusal(
-                    &state,
-                    door,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The server cannot take this request right now; try again later",
-                );
-                if cross_origin {
-                    allow_any_origin(resp.headers_mut());
-                }
-                return resp;
+                return Err(e);
             }
         };
         let d = decide(rule.max, rule.window, now, counts);
@@ -682,16 +671,48 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
             break;
         }
     }
+    Ok(evaluated)
+}
+
+/// The middleware (`app::router`).
+pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> Response {
+    if !state.config.rate_limit.enabled {
+        return next.run(req).await;
+    }
+    let base = state.config.issuer_path();
+    let full = req.uri().path();
+    let path = full.strip_prefix(base.as_str()).unwrap_or(full).to_string();
+    let rules = state.rate_limiter.matching(req.method(), &path);
+    let door = door(&path);
+    let cross_origin = door == Door::OAuth
+        && path != "/auth/refresh"
+        && req.headers().contains_key(header::ORIGIN);
+    let refuse = |status: StatusCode, message: &str| {
+        let mut resp = refusal(&state, door, status, message);
+        if cross_origin {
+            allow_any_origin(resp.headers_mut());
+        }
+        resp
+    };
+    let Ok((req, subject)) = subject_of(&state, req, &rules).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large or could not be read",
+        );
+    };
+    let Ok(evaluated) = count(&state, rules, &path, &subject).await else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server cannot take this request right now; try again later",
+        );
+    };
     if let Some((rule, d)) = evaluated.iter().find(|(_, d)| !d.allowed) {
         tracing::info!(rule = %rule.name, retry_after = d.reset, "rate limit reached");
         let message = format!("Too many requests; try again in {} seconds", d.reset);
-        let mut resp = refusal(&state, door, StatusCode::TOO_MANY_REQUESTS, &message);
+        let mut resp = refuse(StatusCode::TOO_MANY_REQUESTS, &message);
         let h = resp.headers_mut();
         h.insert(header::RETRY_AFTER, HeaderValue::from(d.reset));
         set_fields(h, &evaluated);
-        if cross_origin {
-            allow_any_origin(h);
-        }
         return resp;
     }
     let mut resp = next.run(req).await;
