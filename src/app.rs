@@ -189,7 +189,13 @@ fn cross_origin_endpoints() -> Router<State> {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            axum::http::HeaderName::from_static("ratelimit"),
+            axum::http::HeaderName::from_static("ratelimit-policy"),
+            axum::http::HeaderName::from_static("x-request-id"),
+        ])
         .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route(

@@ -69,11 +69,16 @@ pub async fn layer(AxState(state): AxState<State>, req: Request, next: Next) -> 
         );
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("set-auth-token"),
+            HeaderValue::from_static(EXPOSED),
         );
     }
     resp
 }
+
+/// Response headers a trusted page's script may read: the bearer token, the rate-limit
+/// fields (draft-ietf-httpapi-ratelimit-headers) with `Retry-After`, none of which is
+/// CORS-safelisted (Fetch §3.2.6), and the request id for support tickets.
+const EXPOSED: &str = "set-auth-token, retry-after, ratelimit, ratelimit-policy, x-request-id";
 
 /// 204 to a trusted preflight (Fetch §4.8 "CORS-preflight fetch").
 fn preflight_answer(origin: HeaderValue) -> Response {
@@ -90,11 +95,11 @@ fn preflight_answer(origin: HeaderValue) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, authorization"),
+        HeaderValue::from_static("content-type, authorization, x-captcha-response"),
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("set-auth-token"),
+        HeaderValue::from_static(EXPOSED),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

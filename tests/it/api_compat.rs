@@ -65,6 +65,8 @@ async fn trusted_origin_may_call_with_credentials(db: Db) {
             .to_ascii_lowercase();
         assert!(allowed.contains("content-type"), "{path}: {allowed}");
         assert!(allowed.contains("authorization"), "{path}: {allowed}");
+        // Better Auth's captcha plugin sends its token in this header.
+        assert!(allowed.contains("x-captcha-response"), "{path}: {allowed}");
     }
 
     // The real request: the page may read the answer and the `set-auth-token` header.
@@ -84,6 +86,10 @@ async fn trusted_origin_may_call_with_credentials(db: Db) {
         .unwrap_or("")
         .to_ascii_lowercase();
     assert!(exposed.contains("set-auth-token"), "{exposed}");
+    // A throttled page must be able to read when to retry.
+    for h in ["retry-after", "ratelimit", "ratelimit-policy", "x-request-id"] {
+        assert!(exposed.contains(h), "{h} not in {exposed}");
+    }
     let token = header(h, "set-auth-token")
         .expect("set-auth-token")
         .to_string();
