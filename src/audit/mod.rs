@@ -106,6 +106,12 @@ impl Event {
         }
     }
 
+    /// [`Event::new`] with the metadata of the request being handled
+    /// ([`RequestMeta::current`]), for cores that are not handed a `RequestMeta`.
+    pub fn here(kind: &'static str) -> Event {
+        Event::new(kind, &RequestMeta::current())
+    }
+
     pub fn failed(mut self) -> Event {
         self.success = false;
         self
@@ -166,6 +172,26 @@ impl std::fmt::Debug for Pending {
             .field("event", &self.event)
             .finish()
     }
+}
+
+impl Pending {
+    /// A detail known only inside the store's transaction (a count of revoked rows).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Pending {
+        self.event = self.event.with(key, value);
+        self
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.event.kind
+    }
+}
+
+/// Writes every pending event, in order, inside the caller's transaction.
+pub async fn write_all(conn: &mut AnyConnection, events: &[Pending]) -> Result<(), sqlx::Error> {
+    for p in events {
+        write(conn, p.clone()).await?;
+    }
+    Ok(())
 }
 
 pub fn pending(state: &State, event: Event) -> Pending {
