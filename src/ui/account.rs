@@ -285,7 +285,11 @@ async fn profile(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes
         } else {
             claims.insert("name".into(), json!(name));
         }
-        users::update_profile(&state.db, &c.user.id, &claims, state.clock.now()).await?;
+        let event = crate::audit::Event::here(crate::audit::kind::UPDATED)
+            .user(&c.user.id)
+            .with("changed", vec!["name"]);
+        let event = crate::audit::pending(&state, event);
+        users::update_profile(&state.db, &c.user.id, &claims, state.clock.now(), event).await?;
         Ok::<_, Error>(back(&state, "profile"))
     }
     .await;
@@ -360,7 +364,7 @@ async fn revoke(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes)
             )
             .await);
         };
-        sessions::revoke(&state.db, &target.sid, state.clock.now()).await?;
+        crate::ui::session::end(&state, &c.user.id, &target.sid, "account_page").await?;
         if target.sid == c.session.sid {
             return Ok(signed_out(&state));
         }
@@ -380,13 +384,8 @@ async fn revoke_others(
         Ok(c) => c,
         Err(r) => return r,
     };
-    match sessions::revoke_all_for_user(
-        &state.db,
-        &c.user.id,
-        Some(&c.session.sid),
-        state.clock.now(),
-    )
-    .await
+    match crate::ui::session::end_all(&state, &c.user.id, Some(&c.session.sid), "account_page")
+        .await
     {
         Ok(_) => back(&state, "revoked-others"),
         Err(e) => Error::from(e).into_response(),
@@ -399,9 +398,9 @@ async fn sign_out(AxState(state): AxState<State>, headers: HeaderMap, body: Byte
         Ok(c) => c,
         Err(r) => return r,
     };
-    match sessions::revoke(&state.db, &c.session.sid, state.clock.now()).await {
-        Ok(()) => signed_out(&state),
-        Err(e) => Error::from(e).into_response(),
+    match crate::ui::session::end(&state, &c.user.id, &c.session.sid, "sign_out").await {
+        Ok(_) => signed_out(&state),
+        Err(e) => e.into_response(),
     }
 }
 
