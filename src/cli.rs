@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::app::{self, State};
+use crate::audit::{self, Actor, Event, kind};
 use crate::config::Config;
 use crate::oauth::clients::{new_client, validate_metadata};
 use crate::store::{clients, users};
@@ -202,9 +203,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     } else {
                         state.config.keys.publish_ahead
                     };
+                    let record = |kid: &str, alg: &str| {
+                        let e = Event::here(kind::KEY_ROTATED)
+                            .actor(Actor::Cli)
+                            .with("kid", kid)
+                            .with("alg", alg)
+                            .with("activates_in", ahead);
+                        Some(audit::pending(&state, e))
+                    };
                     let kids = state
                         .keys
-                        .rotate(ahead, state.config.keys.rotation_grace)
+                        .rotate_recorded(ahead, state.config.keys.rotation_grace, &record)
                         .await?;
                     print(cli.json, &json!({"new_kids": kids}), || {
                         format!("new keys: {}", kids.join(", "))
@@ -370,7 +379,11 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
                     client.client_id
                 )));
             }
-            clients::insert(&state.db, &client).await?;
+            let event = Event::here(kind::CLIENT_REGISTERED)
+                .actor(Actor::Cli)
+                .client(Some(&client.client_id))
+                .with("source", "cli");
+            clients::insert_recorded(&state.db, &client, audit::pending(state, event)).await?;
             let v = json!({"client_id": client.client_id, "client_secret": secret, "metadata": client.metadata});
             print(json_mode, &v, || match &secret {
                 Some(s) => format!(
@@ -407,7 +420,11 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
             });
         }
         ClientCmd::Delete { client_id } => {
-            if !clients::delete(&state.db, &client_id, state.clock.now()).await? {
+            let event = Event::here(kind::CLIENT_DELETED)
+                .actor(Actor::Cli)
+                .client(Some(&client_id));
+            let event = audit::pending(state, event);
+            if !clients::delete(&state.db, &client_id, state.clock.now(), event).await? {
                 return Err(CliError::Usage(format!("no client `{client_id}`")));
             }
             print(json_mode, &json!({"deleted": client_id}), || {
