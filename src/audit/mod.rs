@@ -155,6 +155,14 @@ pub enum AuditError {
     Db(#[from] sqlx::Error),
 }
 
+impl From<AuditError> for crate::error::Error {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Db(e) => e.into(),
+        }
+    }
+}
+
 /// An event with what writing it needs (chain key, time), for store functions that run
 /// their own transaction and so cannot take the `State`.
 #[derive(Clone)]
@@ -229,6 +237,14 @@ pub async fn write(conn: &mut AnyConnection, p: Pending) -> Result<i64, sqlx::Er
     };
     row.hash = chain::link_hash(&p.key, &row);
     store::insert(conn, &row).await?;
+    Ok(seq)
+}
+
+/// [`record`] for a [`Pending`] event.
+pub async fn record_pending(state: &State, p: Pending) -> Result<i64, AuditError> {
+    let mut tx = state.db.pool.begin().await?;
+    let seq = write(&mut tx, p).await?;
+    tx.commit().await?;
     Ok(seq)
 }
 
