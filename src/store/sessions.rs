@@ -163,12 +163,13 @@ pub async fn revoke_recorded(
     event: Pending,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    let n = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
-        .bind(sid)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n =
+        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+            .bind(sid)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     if n > 0 {
         audit::write(&mut tx, event).await?;
     }

@@ -207,6 +207,8 @@ pub async fn end_all(
         .with("reason", reason)
         .with("all", true);
     let now = state.clock.now();
-    Ok(sessions::revoke_all_recorded(&state.db, user_id, keep, now, audit::pending(state, event))
-        .await?)
+    Ok(
+        sessions::revoke_all_recorded(&state.db, user_id, keep, now, audit::pending(state, event))
+            .await?,
+    )
 }
