@@ -334,6 +334,7 @@ pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Runn
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     crate::mail::spawn_worker(state.clone());
     crate::account_deletion::spawn_purger(state.clone());
+    crate::audit::retention::spawn_pruner(state.clone());
     let task = match &state.config.tls {
         Some(tls) => {
             let rustls = crate::tls::load(tls).await.map_err(StartError::Tls)?;

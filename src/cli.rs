@@ -2,6 +2,7 @@
 //! command runs non-interactively (flags or JSON on stdin) and `--json` prints output a
 //! script can parse.
 
+mod audit;
 mod invite;
 
 use std::io::Read;
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::app::{self, State};
-use crate::audit::{self, Actor, Event, kind};
+use crate::audit::{Actor, Event, kind, pending};
 use crate::config::Config;
 use crate::oauth::clients::{new_client, validate_metadata};
 use crate::store::{clients, users};
@@ -48,6 +49,9 @@ pub enum Command {
     /// Invite codes for `sign_up.mode = "invite_only"`.
     #[command(subcommand)]
     Invite(invite::InviteCmd),
+    /// The audit trail: verify the chain, prune past retention, list events.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,6 +144,9 @@ pub enum CliError {
     Db(#[from] sqlx::Error),
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::keys::KeyError),
+    /// `audit verify` found a broken link; the message names it.
+    #[error("{0}")]
+    AuditBroken(String),
 }
 
 fn read_stdin_json() -> Result<Value, CliError> {
@@ -184,6 +191,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let state = app::build_state(config).await?;
             invite::run(&state, i, cli.json).await
         }
+        Command::Audit(a) => {
+            let state = app::build_state(config).await?;
+            audit::run(&state, a, cli.json).await
+        }
         Command::Keys(k) => {
             let state = app::build_state(config).await?;
             match k {
@@ -209,7 +220,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                             .with("kid", kid)
                             .with("alg", alg)
                             .with("activates_in", ahead);
-                        Some(audit::pending(&state, e))
+                        Some(pending(&state, e))
                     };
                     let kids = state
                         .keys
@@ -383,7 +394,7 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
                 .actor(Actor::Cli)
                 .client(Some(&client.client_id))
                 .with("source", "cli");
-            clients::insert_recorded(&state.db, &client, audit::pending(state, event)).await?;
+            clients::insert_recorded(&state.db, &client, pending(state, event)).await?;
             let v = json!({"client_id": client.client_id, "client_secret": secret, "metadata": client.metadata});
             print(json_mode, &v, || match &secret {
                 Some(s) => format!(
@@ -423,7 +434,7 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
             let event = Event::here(kind::CLIENT_DELETED)
                 .actor(Actor::Cli)
                 .client(Some(&client_id));
-            let event = audit::pending(state, event);
+            let event = pending(state, event);
             if !clients::delete(&state.db, &client_id, state.clock.now(), event).await? {
                 return Err(CliError::Usage(format!("no client `{client_id}`")));
             }

@@ -73,6 +73,47 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// CAPTCHA verification (Turnstile, hCaptcha, reCAPTCHA v2/v3), off by default.
     pub captcha: CaptchaConfig,
+    /// `[audit]`: retention of the audit trail.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: how long audit events are kept and who prunes them (see `audit::retention`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days an event is kept; older ones are pruned behind an anchor. 0 keeps them forever.
+    pub retention_days: u32,
+    /// Seconds between two runs of the pruner.
+    pub prune_interval: u64,
+    /// Whether the server runs the pruner itself; off when the app's database role may
+    /// not delete audit events and the owner runs `klard-auth audit prune` instead.
+    pub prune_in_server: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 365,
+            prune_interval: 3600,
+            prune_in_server: true,
+        }
+    }
+}
+
+fn validate_audit(a: &AuditConfig) -> Result<(), ConfigError> {
+    if a.retention_days > 36_500 {
+        return Err(invalid(
+            "audit.retention_days",
+            "must be at most 36500 (0 keeps events forever)",
+        ));
+    }
+    if !(1..=86_400).contains(&a.prune_interval) {
+        return Err(invalid(
+            "audit.prune_interval",
+            "must be between 1 and 86400 seconds",
+        ));
+    }
+    Ok(())
 }
 
 /// `[captcha]`: which CAPTCHA provider checks the protected endpoints (see `captcha`).
@@ -756,6 +797,7 @@ impl Default for Config {
             breach: BreachConfig::default(),
             alerts: AlertsConfig::default(),
             captcha: CaptchaConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -957,6 +999,7 @@ impl Config {
         validate_sign_up(&self.sign_up)?;
         validate_breach(&self.breach)?;
         validate_captcha(&self.captcha)?;
+        validate_audit(&self.audit)?;
         validate_proxy(&self.proxy)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
@@ -1448,6 +1491,8 @@ mod tests {
                 "[account_deletion]\npurge_interval = 0",
                 "account_deletion.purge_interval",
             ),
+            ("[audit]\nprune_interval = 0", "audit.prune_interval"),
+            ("[audit]\nretention_days = 40000", "audit.retention_days"),
         ] {
             let e = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(e.contains(field), "{e}");

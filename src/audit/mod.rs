@@ -6,6 +6,8 @@
 //! whole chain and names the first broken link.
 
 pub mod chain;
+pub mod query;
+pub mod retention;
 
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
