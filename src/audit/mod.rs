@@ -6,6 +6,7 @@
 //! whole chain and names the first broken link.
 
 pub mod chain;
+pub mod history;
 pub mod query;
 pub mod retention;
 

@@ -61,9 +61,21 @@ struct AccountPage<'a> {
     name: &'a str,
     csrf_token: &'a str,
     sessions: Vec<DeviceRow>,
+    /// The "Security activity" section: the user's last audit events.
+    activity: Vec<ActivityRow>,
     notice: Option<&'static str>,
     error: Option<&'a str>,
 }
+
+/// One line of "Security activity".
+struct ActivityRow {
+    line: String,
+    at_iso: String,
+    failed: bool,
+}
+
+/// How many events the account page shows.
+const ACTIVITY_SHOWN: i64 = 20;
 
 /// `2026-12-01 12:43 UTC` from the ISO form.
 fn human_time(iso: &str) -> String {
@@ -132,6 +144,15 @@ async fn page(
     error: Option<&str>,
 ) -> Result<Response, Error> {
     let list = browser::active_for_user(state, &user.id).await?;
+    let activity = crate::audit::history::own(state, &user.id, ACTIVITY_SHOWN, None)
+        .await?
+        .iter()
+        .map(|r| ActivityRow {
+            line: crate::audit::history::line(r),
+            at_iso: crate::api::iso8601(r.at),
+            failed: r.outcome != "success",
+        })
+        .collect();
     let base = state.config.issuer_path();
     let token = csrf(state, session, bid);
     Ok(render(
@@ -147,6 +168,7 @@ async fn page(
                 .unwrap_or(""),
             csrf_token: &token,
             sessions: list.iter().map(|s| row(s, &session.sid)).collect(),
+            activity,
             notice,
             error,
         },
