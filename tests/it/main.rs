@@ -18,6 +18,7 @@ mod api_sessions;
 mod api_sign_up_policy;
 mod api_verify;
 mod audit_chain;
+mod audit_events;
 mod authorize;
 mod backchannel;
 mod breach;
