@@ -212,7 +212,6 @@ async fn admin_token(srv: &TestServer, scope: &str) -> String {
             "client_name": "ops",
             "grant_types": ["client_credentials"],
             "scope": scope,
-            "redirect_uris": [],
         }))
         .await;
     let (s, v, _) = token_basic(
@@ -240,7 +239,7 @@ async fn admin_api_filters_and_pages(db: Db) {
     let (willow, _, _, _) = sign_up(&srv, "willow@example.com").await;
     let (tara, _, _, _) = sign_up(&srv, "tara@example.com").await;
     assert_eq!(admin_get(&srv, "", None).await.0, 401);
-    let weak = admin_token(&srv, "openid").await;
+    let weak = admin_token(&srv, "email").await;
     assert_eq!(admin_get(&srv, "", Some(&weak)).await.0, 403);
     let admin = admin_token(&srv, "klard:admin").await;
     let (s, v) = admin_get(&srv, "", Some(&admin)).await;
