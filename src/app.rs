@@ -100,7 +100,9 @@ pub async fn build_state(config: Config) -> Result<State, StartError> {
 
 pub async fn build_state_with_secret(config: Config, secret: String) -> Result<State, StartError> {
     let db = Db::connect(&config.database_url).await?;
-    db.migrate().await?;
+    if config.migrate_on_start {
+        db.migrate().await?;
+    }
     let clock = Clock::default();
     let keys = KeyRing::new(db.clone(), clock.clone(), &secret, config.keys.rsa_bits);
     keys.ensure_keys().await?;

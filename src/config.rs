@@ -75,6 +75,10 @@ pub struct Config {
     pub captcha: CaptchaConfig,
     /// `[audit]`: retention of the audit trail.
     pub audit: AuditConfig,
+    /// Apply pending migrations when the server (or a CLI command) starts. Off when the
+    /// app's database role may not change the schema (the restricted PostgreSQL role of
+    /// the README): the owner runs `klard-auth migrate` instead.
+    pub migrate_on_start: bool,
 }
 
 /// `[audit]`: how long audit events are kept and who prunes them (see `audit::retention`).
@@ -798,6 +802,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             captcha: CaptchaConfig::default(),
             audit: AuditConfig::default(),
+            migrate_on_start: true,
         }
     }
 }

@@ -25,15 +25,9 @@ fn proxied(c: &mut klard_auth::config::Config) {
 }
 
 async fn events(srv: &TestServer, f: Filter) -> Vec<AuditRow> {
-    store::query(
-        &srv.state.db,
-        &Filter {
-            limit: 500,
-            ..f
-        },
-    )
-    .await
-    .unwrap()
+    store::query(&srv.state.db, &Filter { limit: 500, ..f })
+        .await
+        .unwrap()
 }
 
 async fn of_type(srv: &TestServer, t: &str) -> Vec<AuditRow> {
@@ -248,8 +242,20 @@ async fn admin_api_filters_and_pages(db: Db) {
     assert_eq!(all.len(), 4, "{v}");
     assert_eq!(v["next"], Value::Null);
     for k in [
-        "seq", "time", "time_unix", "type", "outcome", "actor", "subject", "client_id", "ip",
-        "user_agent", "request_id", "data", "hash", "prev_hash",
+        "seq",
+        "time",
+        "time_unix",
+        "type",
+        "outcome",
+        "actor",
+        "subject",
+        "client_id",
+        "ip",
+        "user_agent",
+        "request_id",
+        "data",
+        "hash",
+        "prev_hash",
     ] {
         assert!(all[0].get(k).is_some(), "{k} missing: {}", all[0]);
     }
@@ -262,7 +268,12 @@ async fn admin_api_filters_and_pages(db: Db) {
     let evs = v["events"].as_array().unwrap();
     assert_eq!(evs.len(), 2, "{v}");
     assert!(evs.iter().all(|e| e["subject"] == tara.as_str()));
-    let (_, v) = admin_get(&srv, "?type=user.registered&type=session.created&ip=203.0.113.9", Some(&admin)).await;
+    let (_, v) = admin_get(
+        &srv,
+        "?type=user.registered&type=session.created&ip=203.0.113.9",
+        Some(&admin),
+    )
+    .await;
     assert_eq!(v["events"].as_array().unwrap().len(), 4, "{v}");
     let (_, v) = admin_get(&srv, "?ip=198.51.100.1", Some(&admin)).await;
     assert_eq!(v["events"].as_array().unwrap().len(), 0, "{v}");
@@ -278,10 +289,22 @@ async fn admin_api_filters_and_pages(db: Db) {
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, [4, 3, 2, 1]);
-    let (_, p3) = admin_get(&srv, "?limit=2&before=3&until=2999999999&since=2000-01-01T00:00:00Z", Some(&admin)).await;
+    let (_, p3) = admin_get(
+        &srv,
+        "?limit=2&before=3&until=2999999999&since=2000-01-01T00:00:00Z",
+        Some(&admin),
+    )
+    .await;
     assert_eq!(p3["events"].as_array().unwrap().len(), 2, "{p3}");
     let _ = willow;
-    for bad in ["?limit=0", "?limit=501", "?since=yesterday", "?ip=nope", "?before=-1", "?colour=red"] {
+    for bad in [
+        "?limit=0",
+        "?limit=501",
+        "?since=yesterday",
+        "?ip=nope",
+        "?before=-1",
+        "?colour=red",
+    ] {
         let (s, v) = admin_get(&srv, bad, Some(&admin)).await;
         assert_eq!(s, 400, "{bad}: {v}");
         assert_eq!(v["error"], "invalid_request", "{bad}: {v}");
@@ -316,7 +339,10 @@ async fn own_history_only(db: Db) {
     let evs = v["events"].as_array().unwrap();
     assert_eq!(evs.len(), 2, "{v}");
     for e in evs {
-        assert!(e.get("hash").is_none() && e.get("prevHash").is_none(), "{e}");
+        assert!(
+            e.get("hash").is_none() && e.get("prevHash").is_none(),
+            "{e}"
+        );
         assert!(!e.to_string().contains("tara"), "{e}");
     }
     assert_eq!(evs[0]["type"], "session.created");
@@ -333,7 +359,11 @@ async fn own_history_only(db: Db) {
         let url = srv.url(&format!("/api/auth/security-events{q}"));
         async move { c.get(url).bearer_auth(t).send().await.unwrap() }
     };
-    let p: Value = get("?limit=1", tara_token.clone()).await.json().await.unwrap();
+    let p: Value = get("?limit=1", tara_token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p["events"].as_array().unwrap().len(), 1);
     assert!(p["next"].as_i64().is_some(), "{p}");
     assert_eq!(get("?limit=0", tara_token.clone()).await.status(), 400);
@@ -380,7 +410,10 @@ async fn retention_prunes_and_chain_stays_verifiable(db: Db) {
         if store::latest_anchor(&srv.state.db).await.unwrap().is_some() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the pruner did not run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pruner did not run"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let left = events(&srv, Filter::default()).await;
@@ -407,13 +440,29 @@ async fn refresh_reuse_is_recorded_and_mailed(db: Db) {
         let user = srv.user("buffy@example.com").await;
         let (id, secret) = web_client(&srv).await;
         let mut b = Browser::new("buffy@example.com");
-        let t = code_flow(&srv, &mut b, &id, &secret, "openid offline_access", &[("prompt", "consent")]).await;
-        let rt = t["refresh_token"].as_str().expect("refresh token").to_string();
+        let t = code_flow(
+            &srv,
+            &mut b,
+            &id,
+            &secret,
+            "openid offline_access",
+            &[("prompt", "consent")],
+        )
+        .await;
+        let rt = t["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_string();
         let refresh = |tok: String| {
             let (srv, id, secret) = (&srv, id.clone(), secret.clone());
             async move {
-                token_basic(srv, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &tok)])
-                    .await
+                token_basic(
+                    srv,
+                    &id,
+                    &secret,
+                    &[("grant_type", "refresh_token"), ("refresh_token", &tok)],
+                )
+                .await
             }
         };
         assert_eq!(refresh(rt.clone()).await.0, 200);
@@ -436,7 +485,9 @@ async fn refresh_reuse_is_recorded_and_mailed(db: Db) {
         } else {
             tokio::time::sleep(Duration::from_secs(2)).await;
             assert!(
-                smtp.messages().iter().all(|m| !m.subject.starts_with("Security alert")),
+                smtp.messages()
+                    .iter()
+                    .all(|m| !m.subject.starts_with("Security alert")),
                 "alert sent although alerts.refresh_reuse = false"
             );
             let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox")

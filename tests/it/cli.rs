@@ -303,7 +303,14 @@ async fn serve_over_tls_and_reload_certificate(db: Db) {
 async fn audit_verify_names_the_first_broken_link(db: Db) {
     let env = Env::new(db, "").await;
     let (ok, _, err) = env.run(
-        &["user", "create", "--email", "giles@example.com", "--password", "a long passphrase here"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "giles@example.com",
+            "--password",
+            "a long passphrase here",
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -315,8 +322,14 @@ async fn audit_verify_names_the_first_broken_link(db: Db) {
     let v = env.json(&["audit", "verify", "--json"], None);
     assert_eq!(v["ok"], true, "{v}");
     let checked = v["checked"].as_i64().unwrap();
-    assert!(checked >= 2, "user create and key rotation are recorded: {v}");
-    let list = env.json(&["audit", "list", "--type", "user.registered", "--json"], None);
+    assert!(
+        checked >= 2,
+        "user create and key rotation are recorded: {v}"
+    );
+    let list = env.json(
+        &["audit", "list", "--type", "user.registered", "--json"],
+        None,
+    );
     let evs = list["events"].as_array().unwrap();
     assert_eq!(evs.len(), 1, "{list}");
     assert_eq!(evs[0]["actor"], "cli");
