@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::email_change::link;
 use crate::error::Error;
 use crate::mail::{Message, account_templates};
@@ -121,14 +122,24 @@ pub async fn delete_or_schedule(
             .map_err(render_error)?;
         let id = uuid::Uuid::now_v7().to_string();
         let mail = QueuedMail { id: &id, msg: &msg };
-        if !lifecycle::schedule_deletion(&state.db, &user.id, due, spend, Some(mail), now).await? {
+        let event = audit::pending(
+            state,
+            Event::here(kind::DELETION_SCHEDULED)
+                .user(&user.id)
+                .with("due_at", due)
+                .with("by_link", spend.is_some()),
+        );
+        if !lifecycle::schedule_deletion(&state.db, &user.id, due, spend, Some(mail), now, event)
+            .await?
+        {
             return Ok(None);
         }
         tracing::info!(user = %user.id, due, "account deletion scheduled");
         return Ok(Some(Outcome::Scheduled(due)));
     }
     let msg = account_templates::account_deleted(b, &user.email, locale).map_err(render_error)?;
-    match remove(state, user, now, &msg, spend).await? {
+    let event = Event::here(kind::DELETED).user(&user.id);
+    match remove(state, user, now, &msg, spend, event).await? {
         Purged::TokenUsed => Ok(None),
         Purged::Done | Purged::NoUser => Ok(Some(Outcome::Deleted)),
     }
@@ -140,6 +151,7 @@ async fn remove(
     requested_at: i64,
     notice: &Message,
     spend: Option<&str>,
+    event: Event,
 ) -> Result<Purged, Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let r = lifecycle::purge(
@@ -152,6 +164,7 @@ async fn remove(
                 msg: notice,
             }),
             spend,
+            event: Some(audit::pending(state, event)),
         },
         state.clock.now(),
     )
@@ -194,7 +207,13 @@ pub async fn confirm_by_token(
 /// Called by every sign-in path right after the password check; true if there was a
 /// deletion to cancel.
 pub async fn cancel_on_sign_in(state: &State, user: &User) -> Result<bool, sqlx::Error> {
-    let cancelled = lifecycle::cancel_deletion(&state.db, &user.id).await?;
+    let event = audit::pending(
+        state,
+        Event::here(kind::DELETION_CANCELLED)
+            .user(&user.id)
+            .with("by", "sign_in"),
+    );
+    let cancelled = lifecycle::cancel_deletion(&state.db, &user.id, event).await?;
     if cancelled {
         tracing::info!(user = %user.id, "account deletion cancelled by sign-in");
     }
@@ -219,7 +238,12 @@ pub async fn purge_due(state: &State) -> Result<u64, Error> {
             user_locale(&user),
         )
         .map_err(render_error)?;
-        if remove(state, &user, requested, &msg, None).await? == Purged::Done {
+        // The grace period ran out: the server does it, not the user.
+        let event = Event::here(kind::DELETED)
+            .actor(Actor::System)
+            .user(&id)
+            .with("requested_at", requested);
+        if remove(state, &user, requested, &msg, None, event).await? == Purged::Done {
             n += 1;
         }
     }

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::oidc::claims::PROFILE;
 use crate::store::users::{self, User};
 
@@ -14,7 +15,14 @@ const SETTABLE: [&str; 3] = ["address", "phone_number", "phone_number_verified"]
 /// (typed as at sign-up; as an administrator's tool it may set `input = false` fields
 /// and need not give required ones; defaults apply). The password must follow the
 /// password policy, as on every other route.
+/// Recorded as done by the command line (`user create`, the tests' fixtures).
 pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
+    create_user_by(state, doc, Actor::Cli).await
+}
+
+/// [`create_user`] on behalf of `actor`; the account and its `user.registered` event are
+/// written in one transaction.
+pub async fn create_user_by(state: &State, doc: Value, actor: Actor) -> Result<User, String> {
     let m = doc.as_object().ok_or("the user must be a JSON object")?;
     let email = m
         .get("email")
@@ -73,8 +81,17 @@ pub async fn create_user(state: &State, doc: Value) -> Result<User, String> {
         terms_version: None,
         terms_accepted_at: None,
     };
-    users::insert(&state.db, &user)
-        .await
-        .map_err(|e| e.to_string())?;
+    let event = Event::here(kind::REGISTERED)
+        .actor(actor)
+        .user(&user.id)
+        .with("email", user.email.clone());
+    let write = async {
+        let mut tx = state.db.pool.begin().await?;
+        users::insert_with(&mut *tx, &user).await?;
+        audit::append(&mut tx, state, event).await?;
+        tx.commit().await?;
+        Ok::<_, audit::AuditError>(())
+    };
+    write.await.map_err(|e| e.to_string())?;
     Ok(user)
 }

@@ -104,7 +104,9 @@ pub async fn build_state(config: Config) -> Result<State, StartError> {
 
 pub async fn build_state_with_secret(config: Config, secret: String) -> Result<State, StartError> {
     let db = Db::connect(&config.database_url).await?;
-    db.migrate().await?;
+    if config.migrate_on_start {
+        db.migrate().await?;
+    }
     let clock = Clock::default();
     let keys = KeyRing::new(db.clone(), clock.clone(), &secret, config.keys.rsa_bits);
     keys.ensure_keys().await?;
@@ -354,6 +356,7 @@ pub async fn serve(state: State, listener: std::net::TcpListener) -> Result<Runn
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     crate::mail::spawn_worker(state.clone());
     crate::account_deletion::spawn_purger(state.clone());
+    crate::audit::retention::spawn_pruner(state.clone());
     let task = match &state.config.tls {
         Some(tls) => {
             let rustls = crate::tls::load(tls).await.map_err(StartError::Tls)?;

@@ -2,6 +2,7 @@
 //! command runs non-interactively (flags or JSON on stdin) and `--json` prints output a
 //! script can parse.
 
+mod audit;
 mod invite;
 
 use std::io::Read;
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::app::{self, State};
+use crate::audit::{Actor, Event, kind, pending};
 use crate::config::Config;
 use crate::oauth::clients::{new_client, validate_metadata};
 use crate::store::{clients, users};
@@ -47,6 +49,9 @@ pub enum Command {
     /// Invite codes for `sign_up.mode = "invite_only"`.
     #[command(subcommand)]
     Invite(invite::InviteCmd),
+    /// The audit trail: verify the chain, prune past retention, list events.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +144,9 @@ pub enum CliError {
     Db(#[from] sqlx::Error),
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::keys::KeyError),
+    /// `audit verify` found a broken link; the message names it.
+    #[error("{0}")]
+    AuditBroken(String),
 }
 
 fn read_stdin_json() -> Result<Value, CliError> {
@@ -183,6 +191,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let state = app::build_state(config).await?;
             invite::run(&state, i, cli.json).await
         }
+        Command::Audit(a) => {
+            let state = app::build_state(config).await?;
+            audit::run(&state, a, cli.json).await
+        }
         Command::Keys(k) => {
             let state = app::build_state(config).await?;
             match k {
@@ -202,9 +214,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     } else {
                         state.config.keys.publish_ahead
                     };
+                    let record = |kid: &str, alg: &str| {
+                        let e = Event::here(kind::KEY_ROTATED)
+                            .actor(Actor::Cli)
+                            .with("kid", kid)
+                            .with("alg", alg)
+                            .with("activates_in", ahead);
+                        Some(pending(&state, e))
+                    };
                     let kids = state
                         .keys
-                        .rotate(ahead, state.config.keys.rotation_grace)
+                        .rotate_recorded(ahead, state.config.keys.rotation_grace, &record)
                         .await?;
                     print(cli.json, &json!({"new_kids": kids}), || {
                         format!("new keys: {}", kids.join(", "))
@@ -370,7 +390,11 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
                     client.client_id
                 )));
             }
-            clients::insert(&state.db, &client).await?;
+            let event = Event::here(kind::CLIENT_REGISTERED)
+                .actor(Actor::Cli)
+                .client(Some(&client.client_id))
+                .with("source", "cli");
+            clients::insert_recorded(&state.db, &client, pending(state, event)).await?;
             let v = json!({"client_id": client.client_id, "client_secret": secret, "metadata": client.metadata});
             print(json_mode, &v, || match &secret {
                 Some(s) => format!(
@@ -407,7 +431,11 @@ async fn client_cmd(state: &State, cmd: ClientCmd, json_mode: bool) -> Result<()
             });
         }
         ClientCmd::Delete { client_id } => {
-            if !clients::delete(&state.db, &client_id, state.clock.now()).await? {
+            let event = Event::here(kind::CLIENT_DELETED)
+                .actor(Actor::Cli)
+                .client(Some(&client_id));
+            let event = pending(state, event);
+            if !clients::delete(&state.db, &client_id, state.clock.now(), event).await? {
                 return Err(CliError::Usage(format!("no client `{client_id}`")));
             }
             print(json_mode, &json!({"deleted": client_id}), || {

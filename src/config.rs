@@ -75,6 +75,12 @@ pub struct Config {
     pub captcha: CaptchaConfig,
     /// Request rate limits per IP, account, client and endpoint (see `rate_limit`).
     pub rate_limit: RateLimitConfig,
+    /// `[audit]`: retention of the audit trail.
+    pub audit: AuditConfig,
+    /// Apply pending migrations when the server (or a CLI command) starts. Off when the
+    /// app's database role may not change the schema (the restricted PostgreSQL role of
+    /// the README): the owner runs `klard-auth migrate` instead.
+    pub migrate_on_start: bool,
 }
 
 /// `[rate_limit]`: Better Auth's `rateLimit` (`enabled`, `storage`, `window`, `max`,
@@ -164,6 +170,29 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// `[audit]`: how long audit events are kept and who prunes them (see `audit::retention`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days an event is kept; older ones are pruned behind an anchor. 0 keeps them forever.
+    pub retention_days: u32,
+    /// Seconds between two runs of the pruner.
+    pub prune_interval: u64,
+    /// Whether the server runs the pruner itself; off when the app's database role may
+    /// not delete audit events and the owner runs `klard-auth audit prune` instead.
+    pub prune_in_server: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 365,
+            prune_interval: 3600,
+            prune_in_server: true,
+        }
+    }
+}
+
 fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), ConfigError> {
     const DAY: u64 = 86_400;
     if !(1..=DAY).contains(&r.window) {
@@ -211,6 +240,22 @@ fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), ConfigError> {
                 format!("{m:?} is not an HTTP method"),
             ));
         }
+    }
+    Ok(())
+}
+
+fn validate_audit(a: &AuditConfig) -> Result<(), ConfigError> {
+    if a.retention_days > 36_500 {
+        return Err(invalid(
+            "audit.retention_days",
+            "must be at most 36500 (0 keeps events forever)",
+        ));
+    }
+    if !(1..=86_400).contains(&a.prune_interval) {
+        return Err(invalid(
+            "audit.prune_interval",
+            "must be between 1 and 86400 seconds",
+        ));
     }
     Ok(())
 }
@@ -897,6 +942,8 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             captcha: CaptchaConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            audit: AuditConfig::default(),
+            migrate_on_start: true,
         }
     }
 }
@@ -1098,6 +1145,7 @@ impl Config {
         validate_sign_up(&self.sign_up)?;
         validate_breach(&self.breach)?;
         validate_captcha(&self.captcha)?;
+        validate_audit(&self.audit)?;
         validate_proxy(&self.proxy)?;
         validate_rate_limit(&self.rate_limit)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
@@ -1590,6 +1638,8 @@ mod tests {
                 "[account_deletion]\npurge_interval = 0",
                 "account_deletion.purge_interval",
             ),
+            ("[audit]\nprune_interval = 0", "audit.prune_interval"),
+            ("[audit]\nretention_days = 40000", "audit.retention_days"),
         ] {
             let e = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(e.contains(field), "{e}");

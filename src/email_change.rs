@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use crate::app::State;
+use crate::audit::{self, Event, kind};
 use crate::error::Error;
 use crate::mail::{self, account_templates};
 use crate::store::lifecycle::{self, NewToken, QueuedMail, Switch, SwitchRefused};
@@ -133,6 +134,10 @@ pub async fn request(
         account_templates::change_email_verify(b, &new_email, locale, &url).map_err(render_error)?
     };
     mail::enqueue(&state.db, &msg, now).await?;
+    let event = Event::here(kind::EMAIL_CHANGE_REQUESTED)
+        .user(&user.id)
+        .with("new_email", new_email);
+    audit::record(state, event).await.map_err(Error::internal)?;
     Ok(())
 }
 
@@ -210,10 +215,19 @@ pub async fn confirm(
                 data: &revert_data,
                 expires_at: revert_until,
             }),
-            mail: Some(QueuedMail {
+            // The notice carries the revert link; `alerts.email_changed` can turn it off.
+            mail: state.config.alerts.email_changed.then_some(QueuedMail {
                 id: &mail_id,
                 msg: &msg,
             }),
+            event: Some(audit::pending(
+                state,
+                Event::here(kind::EMAIL_CHANGED)
+                    .user(&user.id)
+                    .with("old_email", user.email.clone())
+                    .with("new_email", new_email)
+                    .with("sessions_revoked", cfg.revoke_sessions),
+            )),
         },
         now,
     )
@@ -254,6 +268,12 @@ pub async fn revert(state: &State, token: &str) -> Result<User, LinkError> {
             invalidate: &[Purpose::ChangeEmail, Purpose::RevertEmail],
             issue: None,
             mail: None,
+            event: Some(audit::pending(
+                state,
+                Event::here(kind::EMAIL_CHANGE_REVERTED)
+                    .user(&v.user_id)
+                    .with("email", old),
+            )),
         },
         now,
     )

@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use serde_json::json;
 
 use crate::app::State;
+use crate::audit::{self, Event, kind};
 use crate::error::Error;
 use crate::mail;
 use crate::mail::templates::{self, Locale};
@@ -158,7 +159,13 @@ pub async fn verify(state: &State, token: &str) -> Result<Result<User, Rejected>
     if v.data.get("email").and_then(|e| e.as_str()) != Some(user.email.as_str()) {
         return Ok(Err(Rejected::Unknown));
     }
-    if !credentials::verify_email(&state.db, &user.id, token, now).await? {
+    let event = audit::pending(
+        state,
+        Event::here(kind::EMAIL_VERIFIED)
+            .user(&user.id)
+            .with("email", user.email.clone()),
+    );
+    if !credentials::verify_email(&state.db, &user.id, token, now, event).await? {
         return Ok(Err(Rejected::Used));
     }
     Ok(Ok(User {

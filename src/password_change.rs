@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use serde_json::json;
 
 use crate::app::State;
+use crate::audit::{self, Event, kind};
 use crate::crypto;
 use crate::error::Error;
 use crate::mail;
@@ -29,10 +30,29 @@ pub async fn set_password(
     revoke: Revoke<'_>,
 ) -> Result<bool, Error> {
     let now = state.clock.now();
-    if !credentials::set_password(&state.db, &user.id, new_hash, reset_token, revoke, now).await? {
+    // A reset proves control of the mailbox, not knowledge of the old password: two kinds.
+    let k = if reset_token.is_some() {
+        kind::PASSWORD_RESET
+    } else {
+        kind::PASSWORD_CHANGED
+    };
+    let event = audit::pending(state, Event::here(k).user(&user.id));
+    if !credentials::set_password(
+        &state.db,
+        &user.id,
+        new_hash,
+        reset_token,
+        revoke,
+        now,
+        event,
+    )
+    .await?
+    {
         return Ok(false);
     }
-    notify_changed(state, headers, user, now).await;
+    if state.config.alerts.password_changed {
+        notify_changed(state, headers, user, now).await;
+    }
     Ok(true)
 }
 

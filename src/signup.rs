@@ -17,6 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::app::State;
+use crate::audit::{self, Event, kind};
 use crate::config::SignUpMode;
 use crate::password_policy::{self, PolicyViolation};
 use crate::store::{invites, users};
@@ -148,6 +149,12 @@ pub async fn sign_up(
         // Another sign-up spent it between the check and now.
         return Err(SignUpError::InvalidInvite);
     }
+    let event = Event::here(kind::REGISTERED)
+        .user(&user.id)
+        .with("invite", invite_code.is_some());
+    audit::append(&mut tx, state, event)
+        .await
+        .map_err(|e| SignUpError::Failed(e.to_string()))?;
     tx.commit().await?;
     Ok(Outcome::Created(user))
 }

@@ -7,10 +7,13 @@
 //! client) count: a user-delegated token of such a client must not make its user an
 //! admin. Every admin action is in the audit trail with actor `admin:<client_id>`.
 
+pub mod audit;
+
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde_json::Value;
 
 use crate::app::State;
@@ -23,6 +26,8 @@ pub const ADMIN_SCOPE: &str = "klard:admin";
 /// The routes of the admin API (issuer-relative).
 pub fn router() -> Router<State> {
     Router::new()
+        .route("/admin/audit-events", get(audit::list))
+        .route("/admin/audit-events/verify", get(audit::verify))
 }
 
 /// A request authenticated as an admin client.

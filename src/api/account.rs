@@ -260,7 +260,37 @@ pub async fn update_user(
         }
         None => {}
     }
-    users::update_profile_and_fields(&state.db, &a.user.id, &claims, &fields, state.clock.now())
-        .await?;
+    // Names of what changed only: values may be personal data the trail need not keep.
+    let changed: Vec<String> = body_keys(&claims, &a.user.claims, &fields, &a.user.fields);
+    let event = crate::audit::Event::here(crate::audit::kind::UPDATED)
+        .user(&a.user.id)
+        .with("changed", changed);
+    let event = crate::audit::pending(&state, event);
+    let now = state.clock.now();
+    users::update_profile_and_fields(&state.db, &a.user.id, &claims, &fields, now, event).await?;
     Ok(json_response(json!({ "status": true })))
+}
+
+/// The names of the claims and fields that differ between old and new.
+fn body_keys(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    old_claims: &serde_json::Map<String, serde_json::Value>,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    old_fields: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let diff = |new: &serde_json::Map<String, serde_json::Value>,
+                old: &serde_json::Map<String, serde_json::Value>| {
+        let mut keys: Vec<String> = new
+            .keys()
+            .chain(old.keys())
+            .filter(|k| new.get(*k) != old.get(*k))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    };
+    let mut out = diff(claims, old_claims);
+    out.extend(diff(fields, old_fields));
+    out
 }

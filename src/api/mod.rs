@@ -19,6 +19,7 @@ pub mod list_accounts;
 pub mod openapi;
 pub mod reset;
 pub mod rest;
+pub mod security_events;
 pub mod sessions;
 pub mod sign;
 pub mod verify;
@@ -331,6 +332,16 @@ fn routes() -> Routes {
                 .query::<change_email::LinkQuery>()
                 .ok::<DeleteUserResponse>()
                 .errors(&["INVALID_TOKEN", "TOKEN_EXPIRED", "DELETE_USER_DISABLED"]),
+        )
+        .add(
+            Get,
+            "/api/auth/security-events",
+            security_events::list,
+            Doc::new(ACC, "The user's own security history (audit events), newest first")
+                .query::<SecurityEventsQuery>()
+                .ok::<SecurityEventsResponse>()
+                .session(Auth::Required)
+                .errors(&["UNAUTHORIZED", "VALIDATION_ERROR"]),
         )
         .add(
             Get,

@@ -141,7 +141,7 @@ pub async fn revoke_session(
     let r = json_response(json!({ "status": true }));
     match found {
         Some(s) if s.user_id == a.user.id => {
-            sessions::revoke(&state.db, &s.sid, state.clock.now()).await?;
+            crate::ui::session::end(&state, &a.user.id, &s.sid, "revoke_session").await?;
             if s.sid == a.session.sid {
                 return Ok(clearing(&state, &a, r));
             }
@@ -158,7 +158,7 @@ pub async fn revoke_sessions(
     AxState(state): AxState<State>,
     a: Authed,
 ) -> Result<Response, ApiError> {
-    sessions::revoke_all_for_user(&state.db, &a.user.id, None, state.clock.now()).await?;
+    crate::ui::session::end_all(&state, &a.user.id, None, "revoke_sessions").await?;
     Ok(clearing(
         &state,
         &a,
@@ -173,11 +173,11 @@ pub async fn revoke_other_sessions(
     AxState(state): AxState<State>,
     a: Authed,
 ) -> Result<Response, ApiError> {
-    sessions::revoke_all_for_user(
-        &state.db,
+    crate::ui::session::end_all(
+        &state,
         &a.user.id,
         Some(&a.session.sid),
-        state.clock.now(),
+        "revoke_other_sessions",
     )
     .await?;
     Ok(json_response(json!({ "status": true })))

@@ -298,7 +298,7 @@ pub async fn sign_out(
         r.headers_mut().append(header::SET_COOKIE, clear);
         return Ok(r);
     };
-    sessions::revoke(&state.db, &a.session.sid, state.clock.now()).await?;
+    crate::ui::session::end(&state, &a.user.id, &a.session.sid, "sign_out").await?;
     let mut r = json_response(json!({ "success": true }));
     r.headers_mut().append(header::SET_COOKIE, clear);
     Ok(r)

@@ -301,3 +301,65 @@ pub struct TokenBody {
 pub fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
+
+/// `security-events`: one page of the user's own security history.
+#[derive(Serialize, JsonSchema)]
+pub struct SecurityEventsResponse {
+    pub events: Vec<SecurityEventView>,
+    /// The `before` of the next page; null on the last one.
+    pub next: Option<i64>,
+}
+
+/// One event of the user's own history (no chain hashes).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityEventView {
+    /// The event's sequence number (the paging cursor).
+    pub id: i64,
+    /// The event type, e.g. `user.password_changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub time: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// "Firefox on Linux", parsed from `userAgent`.
+    pub device: Option<String>,
+    pub client_id: Option<String>,
+    /// A readable line: "Signed in — Firefox on Linux — 203.0.113.9 — 2026-12-01 15:20 UTC".
+    pub description: String,
+    /// Details of the event (never a secret).
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SecurityEventView {
+    pub fn from_row(r: &crate::store::audit::AuditRow) -> SecurityEventView {
+        SecurityEventView {
+            id: r.seq,
+            kind: r.event_type.clone(),
+            outcome: r.outcome.clone(),
+            time: iso8601(r.at),
+            ip_address: r.ip.clone(),
+            user_agent: r.user_agent.clone(),
+            device: crate::audit::history::device(r),
+            client_id: r.client_id.clone(),
+            description: crate::audit::history::line(r),
+            data: match crate::audit::query::data(r) {
+                serde_json::Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
+        }
+    }
+}
+
+/// `security-events`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct SecurityEventsQuery {
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<i64>,
+    /// Only events older than this `id` (the previous page's `next`).
+    before: Option<i64>,
+}

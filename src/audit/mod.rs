@@ -6,6 +6,9 @@
 //! whole chain and names the first broken link.
 
 pub mod chain;
+pub mod history;
+pub mod query;
+pub mod retention;
 
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
@@ -106,6 +109,12 @@ impl Event {
         }
     }
 
+    /// [`Event::new`] with the metadata of the request being handled
+    /// ([`RequestMeta::current`]), for cores that are not handed a `RequestMeta`.
+    pub fn here(kind: &'static str) -> Event {
+        Event::new(kind, &RequestMeta::current())
+    }
+
     pub fn failed(mut self) -> Event {
         self.success = false;
         self
@@ -149,6 +158,14 @@ pub enum AuditError {
     Db(#[from] sqlx::Error),
 }
 
+impl From<AuditError> for crate::error::Error {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Db(e) => e.into(),
+        }
+    }
+}
+
 /// An event with what writing it needs (chain key, time), for store functions that run
 /// their own transaction and so cannot take the `State`.
 #[derive(Clone)]
@@ -166,6 +183,26 @@ impl std::fmt::Debug for Pending {
             .field("event", &self.event)
             .finish()
     }
+}
+
+impl Pending {
+    /// A detail known only inside the store's transaction (a count of revoked rows).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Pending {
+        self.event = self.event.with(key, value);
+        self
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.event.kind
+    }
+}
+
+/// Writes every pending event, in order, inside the caller's transaction.
+pub async fn write_all(conn: &mut AnyConnection, events: &[Pending]) -> Result<(), sqlx::Error> {
+    for p in events {
+        write(conn, p.clone()).await?;
+    }
+    Ok(())
 }
 
 pub fn pending(state: &State, event: Event) -> Pending {
@@ -203,6 +240,14 @@ pub async fn write(conn: &mut AnyConnection, p: Pending) -> Result<i64, sqlx::Er
     };
     row.hash = chain::link_hash(&p.key, &row);
     store::insert(conn, &row).await?;
+    Ok(seq)
+}
+
+/// [`record`] for a [`Pending`] event.
+pub async fn record_pending(state: &State, p: Pending) -> Result<i64, AuditError> {
+    let mut tx = state.db.pool.begin().await?;
+    let seq = write(&mut tx, p).await?;
+    tx.commit().await?;
     Ok(seq)
 }
 

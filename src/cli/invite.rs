@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{CliError, print};
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::store::invites;
 
 #[derive(Subcommand, Debug)]
@@ -41,7 +42,17 @@ pub async fn run(state: &State, cmd: InviteCmd, json_mode: bool) -> Result<(), C
                     "--email: `{e}` is not an email address"
                 )));
             }
-            let (inv, code) = invites::create(&state.db, email.as_deref(), ttl, now).await?;
+            let event = |id: &str| {
+                let e = Event::here(kind::ADMIN_ACTION)
+                    .actor(Actor::Cli)
+                    .with("action", "invite.create")
+                    .with("invite", id)
+                    .with("bound_to_email", email.is_some());
+                audit::pending(state, e)
+            };
+            let (inv, code) =
+                invites::create_recorded(&state.db, email.as_deref(), ttl, now, Some(&event))
+                    .await?;
             let v = json!({
                 "id": inv.id,
                 "code": code,

@@ -85,11 +85,29 @@ fn incoming_id(state: &State, req: &Request) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
+tokio::task_local! {
+    /// The metadata of the request being handled, for cores deep below the door (session
+    /// start, password change) that record audit events but are also called by doors that
+    /// cannot thread it through. Set by [`layer`] for the whole handler.
+    static CURRENT: RequestMeta;
+}
+
+impl RequestMeta {
+    /// The metadata of the request this task is handling, or an internal one (fresh id,
+    /// no address) outside a request (CLI, background tasks).
+    pub fn current() -> RequestMeta {
+        CURRENT
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| RequestMeta::internal(&new_id()))
+    }
+}
+
 /// Gives every request an id (extension [`RequestId`]) and echoes it in `x-request-id`.
 pub async fn layer(AxState(state): AxState<State>, mut req: Request, next: Next) -> Response {
     let id = incoming_id(&state, &req).unwrap_or_else(new_id);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let meta = RequestMeta::from_parts(&state, req.headers(), req.extensions());
+    let mut resp = CURRENT.scope(meta, next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

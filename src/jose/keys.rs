@@ -108,7 +108,7 @@ impl KeyRing {
             if !rows.iter().any(|r| r.alg == alg && r.retires_at.is_none()) {
                 let now = self.clock.now();
                 let row = self.generate(alg, now, now)?;
-                store::rotate_in(&self.db, &row, 0).await?;
+                store::rotate_in(&self.db, &row, 0, None).await?;
                 created.push(row.kid);
             }
         }
@@ -119,11 +119,23 @@ impl KeyRing {
     /// `keys rotate`: a new key per algorithm, published now, signing after
     /// `publish_ahead` seconds; the old one stays in the JWKS `grace` seconds after that.
     pub async fn rotate(&self, publish_ahead: i64, grace: i64) -> Result<Vec<String>, KeyError> {
+        self.rotate_recorded(publish_ahead, grace, &|_, _| None)
+            .await
+    }
+
+    /// [`KeyRing::rotate`], each new key stored in one transaction with the audit event
+    /// `event(kid, alg)` gives.
+    pub async fn rotate_recorded(
+        &self,
+        publish_ahead: i64,
+        grace: i64,
+        event: &(dyn Fn(&str, &str) -> Option<crate::audit::Pending> + Sync),
+    ) -> Result<Vec<String>, KeyError> {
         let now = self.clock.now();
         let mut kids = Vec::new();
         for alg in SIGNING_ALGS {
             let row = self.generate(alg, now, now + publish_ahead)?;
-            store::rotate_in(&self.db, &row, grace).await?;
+            store::rotate_in(&self.db, &row, grace, event(&row.kid, alg)).await?;
             kids.push(row.kid);
         }
         store::purge(&self.db, now).await?;

@@ -293,6 +293,50 @@ pub fn account_deleted(
     c.render(b, to, loc)
 }
 
+/// A refresh token was used twice (RFC 9700 §4.14.2): the sign-in's tokens were
+/// revoked; the owner is told which app and when, and where to change the password.
+pub fn refresh_reuse(
+    b: &BrandingConfig,
+    to: &str,
+    locale: &str,
+    app: &str,
+    at: i64,
+    password_url: &str,
+) -> Result<Message, askama::Error> {
+    let loc = Locale::negotiate(locale);
+    let p = &b.product_name;
+    let t = when(at);
+    let c = match loc {
+        Locale::En => Copy::new(
+            loc,
+            format!("Security alert: your {p} sign-in in {app} was ended"),
+            "A sign-in of yours was ended",
+            vec![
+                format!(
+                    "On {t} a refresh token of your sign-in in {app} was used a second time. That can mean someone copied it, so we ended that sign-in and its tokens; you may need to sign in again in {app}."
+                ),
+                "If you did not expect this, change your password.".into(),
+            ],
+        )
+        .link(password_url, "Change password")
+        .footer("You receive this email because of a security event on your account.".into()),
+        Locale::De => Copy::new(
+            loc,
+            format!("Sicherheitshinweis: Ihre {p}-Anmeldung in {app} wurde beendet"),
+            "Eine Ihrer Anmeldungen wurde beendet",
+            vec![
+                format!(
+                    "Am {t} wurde ein Aktualisierungstoken Ihrer Anmeldung in {app} ein zweites Mal verwendet. Das kann bedeuten, dass jemand es kopiert hat; deshalb haben wir diese Anmeldung und ihre Tokens beendet. Eventuell müssen Sie sich in {app} neu anmelden."
+                ),
+                "Falls Sie das nicht erwartet haben, ändern Sie Ihr Passwort.".into(),
+            ],
+        )
+        .link(password_url, "Passwort ändern")
+        .footer("Sie erhalten diese E-Mail wegen eines Sicherheitsereignisses in Ihrem Konto.".into()),
+    };
+    c.render(b, to, loc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +358,9 @@ mod tests {
         assert!(de.subject.contains("geändert"), "{}", de.subject);
         assert!(de.html.contains("<html lang=\"de\">"), "{}", de.html);
         assert!(de.text.contains("rückgängig"), "{}", de.text);
+        let reuse = refresh_reuse(&b, "x@example.com", "de", "Notes", 0, link).expect("render");
+        assert!(reuse.subject.contains("Notes"), "{}", reuse.subject);
+        assert!(reuse.text.contains("zweites Mal"), "{}", reuse.text);
         let gone = account_deleted(&b, "x@example.com", "en").expect("render");
         assert!(!gone.html.contains("<a href"), "{}", gone.html);
     }

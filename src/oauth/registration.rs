@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::config::RegistrationMode;
 use crate::crypto;
 use crate::error::{Error, OAuthError};
@@ -142,7 +143,11 @@ pub async fn create(AxState(state): AxState<State>, headers: HeaderMap, body: By
         );
         let reg_token = crypto::random_token(32);
         client.registration_token_hash = Some(crypto::hash_secret(&reg_token));
-        clients::insert(&state.db, &client).await?;
+        // RFC 7591 §3: whoever holds the registration endpoint's door; no account.
+        let event = Event::here(kind::CLIENT_REGISTERED)
+            .client(Some(&client.client_id))
+            .with("source", "dynamic");
+        clients::insert_recorded(&state.db, &client, audit::pending(&state, event)).await?;
         tracing::info!(client_id = %client.client_id, "client registered");
         Ok::<_, Error>(respond(
             StatusCode::CREATED,
@@ -244,7 +249,12 @@ pub async fn update(
         }
         c.metadata = meta;
         c.updated_at = state.clock.now();
-        clients::update(&state.db, &c).await?;
+        // RFC 7592 §2.2: the client itself, by its registration access token.
+        let event = Event::here(kind::CLIENT_UPDATED)
+            .actor(Actor::Client(c.client_id.clone()))
+            .client(Some(&c.client_id))
+            .with("secret_rotated", new_secret.is_some());
+        clients::update(&state.db, &c, audit::pending(&state, event)).await?;
         Ok::<_, Error>(respond(
             StatusCode::OK,
             // RFC 7592 §3: the registration access token is REQUIRED here too.
@@ -262,7 +272,11 @@ pub async fn delete(
 ) -> Response {
     let r = async {
         let c = authorised(&state, &headers, &id).await?;
-        clients::delete(&state.db, &c.client_id, state.clock.now()).await?;
+        let event = Event::here(kind::CLIENT_DELETED)
+            .actor(Actor::Client(c.client_id.clone()))
+            .client(Some(&c.client_id));
+        let event = audit::pending(&state, event);
+        clients::delete(&state.db, &c.client_id, state.clock.now(), event).await?;
         tracing::info!(client_id = %c.client_id, "client deleted through RFC 7592");
         Ok::<_, Error>(StatusCode::NO_CONTENT.into_response())
     }

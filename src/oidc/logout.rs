@@ -18,7 +18,7 @@ use crate::http::pages::{LoggedOutPage, LogoutConfirmPage, error_page, render};
 use crate::http::params::{Params, form_body};
 use crate::oauth::authorize::response;
 use crate::oidc::id_token;
-use crate::store::{clients, sessions};
+use crate::store::clients;
 use crate::ui::session as browser;
 
 /// What to do once the user is logged out.
@@ -146,7 +146,7 @@ async fn run(state: &State, headers: &HeaderMap, p: &Params) -> Result<Response,
                 && c.get("sub").and_then(Value::as_str) == Some(u.id.as_str()))
     });
     if hint_matches {
-        sessions::revoke(&state.db, &s.sid, state.clock.now()).await?;
+        crate::ui::session::end(state, &s.user_id, &s.sid, "end_session").await?;
         return Ok(with_cleared_cookie(state, finish(state, &after)));
     }
     confirm_page(state, headers, &after)
@@ -207,7 +207,7 @@ pub async fn confirm(AxState(state): AxState<State>, headers: HeaderMap, body: B
             ));
         }
         if let Some((s, _)) = browser::current(&state, &headers).await? {
-            sessions::revoke(&state.db, &s.sid, state.clock.now()).await?;
+            crate::ui::session::end(&state, &s.user_id, &s.sid, "end_session").await?;
         }
         Ok::<_, Error>(with_cleared_cookie(&state, finish(&state, &after)))
     }

@@ -186,6 +186,11 @@ pub async fn query(db: &Db, f: &Filter) -> Result<Vec<AuditRow>, sqlx::Error> {
 /// Returns how many were removed.
 pub async fn prune_before(db: &Db, cutoff: i64, now: i64) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    // Take the chain head's lock first (a write: on SQLite the database write lock), so
+    // no append interleaves and SQLite never has to upgrade a read transaction (BUSY).
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
     let last = sqlx::query(
         "SELECT seq, hash, at FROM audit_events
          WHERE at < $1 AND seq < (SELECT seq FROM audit_head WHERE id = 1)

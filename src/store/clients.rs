@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::Db;
+use crate::audit::{self, Pending};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -98,6 +99,18 @@ fn meta_json(c: &Client) -> String {
 }
 
 pub async fn insert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
+    insert_on(&mut *db.pool.acquire().await?, c).await
+}
+
+/// [`insert`] with its audit event, in one transaction.
+pub async fn insert_recorded(db: &Db, c: &Client, event: Pending) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    insert_on(&mut tx, c).await?;
+    audit::write(&mut tx, event).await?;
+    tx.commit().await
+}
+
+async fn insert_on(conn: &mut AnyConnection, c: &Client) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, secret_expires_at, metadata,
             registration_token_hash, source, created_at, updated_at)
@@ -111,7 +124,7 @@ pub async fn insert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
     .bind(&c.source)
     .bind(c.created_at)
     .bind(c.updated_at)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -139,7 +152,9 @@ pub async fn upsert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn update(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
+/// Replaces the client's metadata and secrets; `event` in the same transaction.
+pub async fn update(db: &Db, c: &Client, event: Pending) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
     sqlx::query(
         "UPDATE clients SET secret_hash = $2, secret_expires_at = $3, metadata = $4,
             registration_token_hash = $5, updated_at = $6 WHERE client_id = $1",
@@ -150,9 +165,10 @@ pub async fn update(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
     .bind(meta_json(c))
     .bind(&c.registration_token_hash)
     .bind(c.updated_at)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    audit::write(&mut tx, event).await?;
+    tx.commit().await
 }
 
 pub async fn get(db: &Db, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
@@ -170,8 +186,14 @@ pub async fn list(db: &Db) -> Result<Vec<Client>, sqlx::Error> {
     rows.iter().map(from_row).collect()
 }
 
-/// Deletes the client and everything issued to it.
-pub async fn delete(db: &Db, client_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+/// Deletes the client and everything issued to it; `event` is written in the same
+/// transaction when there was such a client.
+pub async fn delete(
+    db: &Db,
+    client_id: &str,
+    now: i64,
+    event: Pending,
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
         .bind(client_id)
@@ -192,6 +214,9 @@ pub async fn delete(db: &Db, client_id: &str, now: i64) -> Result<bool, sqlx::Er
         "DELETE FROM interactions WHERE client_id = $1",
     ] {
         sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
+    }
+    if n > 0 {
+        audit::write(&mut tx, event).await?;
     }
     tx.commit().await?;
     Ok(n > 0)

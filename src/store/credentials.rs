@@ -4,6 +4,7 @@
 
 use super::Db;
 use super::verifications::Purpose;
+use crate::audit::{self, Pending};
 use crate::crypto;
 
 /// What else a password change ends.
@@ -42,7 +43,9 @@ async fn spend(
 /// Sets the password hash (and `updated_at`), spends every open reset token of the user
 /// (issue 3: a reset link dies when the password changes by any route) and revokes what
 /// `revoke` names, all in one transaction. With `reset_token`, that token must still be
-/// open for this user, or nothing is written and the answer is `false`.
+/// open for this user, or nothing is written and the answer is `false`. `event` (the
+/// password change) is written last in the same transaction, with the counts of what
+/// was revoked.
 pub async fn set_password(
     db: &Db,
     user_id: &str,
@@ -50,7 +53,9 @@ pub async fn set_password(
     reset_token: Option<&str>,
     revoke: Revoke<'_>,
     now: i64,
+    event: Pending,
 ) -> Result<bool, sqlx::Error> {
+    let mut event = event;
     let mut tx = db.pool.begin().await?;
     if let Some(t) = reset_token
         && !spend(&mut tx, Purpose::ResetPassword, t, user_id, now).await?
@@ -74,7 +79,7 @@ pub async fn set_password(
     .execute(&mut *tx)
     .await?;
     if revoke.sessions {
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE sessions SET revoked_at = $2
              WHERE user_id = $1 AND revoked_at IS NULL AND sid <> $3",
         )
@@ -82,7 +87,9 @@ pub async fn set_password(
         .bind(now)
         .bind(revoke.keep_sid.unwrap_or(""))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        event = event.with("sessions_revoked", n);
     }
     if revoke.refresh_tokens {
         sqlx::query(
@@ -103,19 +110,22 @@ pub async fn set_password(
         .bind("password_reset")
         .execute(&mut *tx)
         .await?;
+        event = event.with("refresh_tokens_revoked", true);
     }
+    audit::write(&mut tx, event).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Spends a verification token of `user_id` and marks the address verified (the OIDC
 /// `email_verified` claim reads this column), in one transaction; `false` if the token
-/// was no longer open.
+/// was no longer open. `event` is written last in the same transaction.
 pub async fn verify_email(
     db: &Db,
     user_id: &str,
     token: &str,
     now: i64,
+    event: Pending,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     if !spend(&mut tx, Purpose::VerifyEmail, token, user_id, now).await? {
@@ -127,6 +137,7 @@ pub async fn verify_email(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    audit::write(&mut tx, event).await?;
     tx.commit().await?;
     Ok(true)
 }

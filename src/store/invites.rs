@@ -54,6 +54,18 @@ pub async fn create(
     ttl: i64,
     now: i64,
 ) -> Result<(Invite, String), sqlx::Error> {
+    create_recorded(db, email, ttl, now, None).await
+}
+
+/// [`create`] with the audit event (given the invite's id), in one transaction.
+pub async fn create_recorded(
+    db: &Db,
+    email: Option<&str>,
+    ttl: i64,
+    now: i64,
+    event: Option<&(dyn Fn(&str) -> crate::audit::Pending + Sync)>,
+) -> Result<(Invite, String), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
     let code = crypto::random_token(18);
     let invite = Invite {
         id: uuid::Uuid::new_v4().to_string(),
@@ -72,8 +84,12 @@ pub async fn create(
     .bind(&invite.email)
     .bind(invite.created_at)
     .bind(invite.expires_at)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
+    if let Some(e) = event {
+        crate::audit::write(&mut tx, e(&invite.id)).await?;
+    }
+    tx.commit().await?;
     Ok((invite, code))
 }
 

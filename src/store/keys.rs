@@ -42,7 +42,12 @@ pub async fn all(db: &Db) -> Result<Vec<KeyRow>, sqlx::Error> {
 /// Adds a key for `alg` and schedules the retirement of the keys it replaces, in one
 /// transaction: the old key signs until the new one activates, then stays published for
 /// `grace` seconds.
-pub async fn rotate_in(db: &Db, k: &KeyRow, grace: i64) -> Result<(), sqlx::Error> {
+pub async fn rotate_in(
+    db: &Db,
+    k: &KeyRow,
+    grace: i64,
+    event: Option<crate::audit::Pending>,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "UPDATE signing_keys SET retires_at = $2, drop_at = $3
@@ -65,6 +70,9 @@ pub async fn rotate_in(db: &Db, k: &KeyRow, grace: i64) -> Result<(), sqlx::Erro
     .bind(k.activates_at)
     .execute(&mut *tx)
     .await?;
+    if let Some(e) = event {
+        crate::audit::write(&mut tx, e).await?;
+    }
     tx.commit().await
 }
 

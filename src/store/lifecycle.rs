@@ -12,6 +12,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::Db;
 use super::verifications::Purpose;
+use crate::audit::{self, Pending};
 use crate::crypto;
 use crate::mail::Message;
 
@@ -57,6 +58,8 @@ pub struct Switch<'a> {
     pub invalidate: &'a [Purpose],
     pub issue: Option<NewToken<'a>>,
     pub mail: Option<QueuedMail<'a>>,
+    /// The audit event of the change, written last in its transaction.
+    pub event: Option<Pending>,
 }
 
 async fn insert_token(
@@ -228,6 +231,9 @@ pub async fn switch_email(
     if let Some(m) = &s.mail {
         insert_mail(&mut tx, m, now).await?;
     }
+    if let Some(e) = &s.event {
+        audit::write(&mut tx, e.clone()).await?;
+    }
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -262,6 +268,7 @@ pub async fn schedule_deletion(
     spend: Option<&str>,
     mail: Option<QueuedMail<'_>>,
     now: i64,
+    event: Pending,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     if let Some(t) = spend
@@ -283,20 +290,27 @@ pub async fn schedule_deletion(
     if let Some(m) = &mail {
         insert_mail(&mut tx, m, now).await?;
     }
+    audit::write(&mut tx, event).await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Cancels a scheduled deletion; true if there was one.
-pub async fn cancel_deletion(db: &Db, user_id: &str) -> Result<bool, sqlx::Error> {
+/// Cancels a scheduled deletion; true if there was one (and then `event` is written in
+/// the same transaction).
+pub async fn cancel_deletion(db: &Db, user_id: &str, event: Pending) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
     let n = sqlx::query(
         "UPDATE users SET deletion_requested_at = NULL, deletion_due_at = NULL
          WHERE id = $1 AND deletion_due_at IS NOT NULL",
     )
     .bind(user_id)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    if n == 1 {
+        audit::write(&mut tx, event).await?;
+    }
+    tx.commit().await?;
     Ok(n == 1)
 }
 
@@ -345,6 +359,8 @@ pub struct Purge<'a> {
     pub notice: Option<QueuedMail<'a>>,
     /// The mailed deletion token that authorises it, spent in the same transaction.
     pub spend: Option<&'a str>,
+    /// The `user.deleted` event, written last in the transaction.
+    pub event: Option<Pending>,
 }
 
 /// What [`purge`] did.
@@ -412,6 +428,9 @@ pub async fn purge(db: &Db, p: &Purge<'_>, now: i64) -> Result<Purged, sqlx::Err
     .await?;
     if let Some(m) = &p.notice {
         insert_mail(&mut tx, m, now).await?;
+    }
+    if let Some(e) = &p.event {
+        audit::write(&mut tx, e.clone()).await?;
     }
     tx.commit().await?;
     Ok(Purged::Done)

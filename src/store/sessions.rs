@@ -1,10 +1,11 @@
 //! Login sessions (one per browser or app) and interactions (authorization requests
 //! paused for login or consent).
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Db, b2i};
+use crate::audit::{self, Pending};
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -61,6 +62,18 @@ fn session_from_row(r: &AnyRow) -> Result<Session, sqlx::Error> {
 }
 
 pub async fn insert(db: &Db, s: &Session) -> Result<(), sqlx::Error> {
+    insert_on(&mut *db.pool.acquire().await?, s).await
+}
+
+/// [`insert`] with its audit event, in one transaction.
+pub async fn insert_recorded(db: &Db, s: &Session, event: Pending) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    insert_on(&mut tx, s).await?;
+    audit::write(&mut tx, event).await?;
+    tx.commit().await
+}
+
+async fn insert_on(conn: &mut AnyConnection, s: &Session) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, ip, user_agent,
             created_at, last_seen, expires_at, revoked_at, absolute_expires_at, name)
@@ -79,7 +92,7 @@ pub async fn insert(db: &Db, s: &Session) -> Result<(), sqlx::Error> {
     .bind(s.expires_at)
     .bind(s.absolute_expires_at)
     .bind(&s.name)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -139,6 +152,56 @@ pub async fn rename(
         .await?
         .rows_affected();
     Ok(n == 1)
+}
+
+/// [`revoke`] with its audit event, in one transaction; the event is written only when
+/// the session was still live. True if it was.
+pub async fn revoke_recorded(
+    db: &Db,
+    sid: &str,
+    now: i64,
+    event: Pending,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let n =
+        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL")
+            .bind(sid)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if n > 0 {
+        audit::write(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// [`revoke_all_for_user`] with one audit event carrying the count, in one transaction
+/// (none when nothing was revoked).
+pub async fn revoke_all_recorded(
+    db: &Db,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+    event: Pending,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND sid <> $3",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        audit::write(&mut tx, event.with("count", n)).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 pub async fn revoke(db: &Db, sid: &str, now: i64) -> Result<(), sqlx::Error> {

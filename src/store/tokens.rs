@@ -360,6 +360,17 @@ pub async fn revoke_family(
     reason: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    revoke_family_recorded(db, family_id, reason, now, None).await
+}
+
+/// [`revoke_family`] with the audit event of why, in the same transaction.
+pub async fn revoke_family_recorded(
+    db: &Db,
+    family_id: &str,
+    reason: &str,
+    now: i64,
+    event: Option<crate::audit::Pending>,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "UPDATE token_families SET revoked_at = $2, revoked_reason = $3
@@ -377,6 +388,9 @@ pub async fn revoke_family(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    if let Some(e) = event {
+        crate::audit::write(&mut tx, e).await?;
+    }
     tx.commit().await
 }
 

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, b2i};
+use crate::audit::{self, Pending};
 
 #[derive(Debug, Clone, Default)]
 pub struct User {
@@ -104,14 +105,17 @@ pub async fn update_profile(
     id: &str,
     claims: &Map<String, Value>,
     now: i64,
+    event: Pending,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
     sqlx::query("UPDATE users SET claims = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(Value::Object(claims.clone()).to_string())
         .bind(now)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    audit::write(&mut tx, event).await?;
+    tx.commit().await
 }
 
 /// Replaces the user's standard claims and custom fields in one statement
@@ -122,15 +126,18 @@ pub async fn update_profile_and_fields(
     claims: &Map<String, Value>,
     fields: &Map<String, Value>,
     now: i64,
+    event: Pending,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
     sqlx::query("UPDATE users SET claims = $2, fields = $3, updated_at = $4 WHERE id = $1")
         .bind(id)
         .bind(Value::Object(claims.clone()).to_string())
         .bind(Value::Object(fields.clone()).to_string())
         .bind(now)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    audit::write(&mut tx, event).await?;
+    tx.commit().await
 }
 
 /// Sets a new password hash and `updated_at`.

@@ -61,9 +61,21 @@ struct AccountPage<'a> {
     name: &'a str,
     csrf_token: &'a str,
     sessions: Vec<DeviceRow>,
+    /// The "Security activity" section: the user's last audit events.
+    activity: Vec<ActivityRow>,
     notice: Option<&'static str>,
     error: Option<&'a str>,
 }
+
+/// One line of "Security activity".
+struct ActivityRow {
+    line: String,
+    at_iso: String,
+    failed: bool,
+}
+
+/// How many events the account page shows.
+const ACTIVITY_SHOWN: i64 = 20;
 
 /// `2026-12-01 12:43 UTC` from the ISO form.
 fn human_time(iso: &str) -> String {
@@ -132,6 +144,15 @@ async fn page(
     error: Option<&str>,
 ) -> Result<Response, Error> {
     let list = browser::active_for_user(state, &user.id).await?;
+    let activity = crate::audit::history::own(state, &user.id, ACTIVITY_SHOWN, None)
+        .await?
+        .iter()
+        .map(|r| ActivityRow {
+            line: crate::audit::history::line(r),
+            at_iso: crate::api::iso8601(r.at),
+            failed: r.outcome != "success",
+        })
+        .collect();
     let base = state.config.issuer_path();
     let token = csrf(state, session, bid);
     Ok(render(
@@ -147,6 +168,7 @@ async fn page(
                 .unwrap_or(""),
             csrf_token: &token,
             sessions: list.iter().map(|s| row(s, &session.sid)).collect(),
+            activity,
             notice,
             error,
         },
@@ -285,7 +307,11 @@ async fn profile(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes
         } else {
             claims.insert("name".into(), json!(name));
         }
-        users::update_profile(&state.db, &c.user.id, &claims, state.clock.now()).await?;
+        let event = crate::audit::Event::here(crate::audit::kind::UPDATED)
+            .user(&c.user.id)
+            .with("changed", vec!["name"]);
+        let event = crate::audit::pending(&state, event);
+        users::update_profile(&state.db, &c.user.id, &claims, state.clock.now(), event).await?;
         Ok::<_, Error>(back(&state, "profile"))
     }
     .await;
@@ -360,7 +386,7 @@ async fn revoke(AxState(state): AxState<State>, headers: HeaderMap, body: Bytes)
             )
             .await);
         };
-        sessions::revoke(&state.db, &target.sid, state.clock.now()).await?;
+        crate::ui::session::end(&state, &c.user.id, &target.sid, "account_page").await?;
         if target.sid == c.session.sid {
             return Ok(signed_out(&state));
         }
@@ -380,13 +406,8 @@ async fn revoke_others(
         Ok(c) => c,
         Err(r) => return r,
     };
-    match sessions::revoke_all_for_user(
-        &state.db,
-        &c.user.id,
-        Some(&c.session.sid),
-        state.clock.now(),
-    )
-    .await
+    match crate::ui::session::end_all(&state, &c.user.id, Some(&c.session.sid), "account_page")
+        .await
     {
         Ok(_) => back(&state, "revoked-others"),
         Err(e) => Error::from(e).into_response(),
@@ -399,9 +420,9 @@ async fn sign_out(AxState(state): AxState<State>, headers: HeaderMap, body: Byte
         Ok(c) => c,
         Err(r) => return r,
     };
-    match sessions::revoke(&state.db, &c.session.sid, state.clock.now()).await {
-        Ok(()) => signed_out(&state),
-        Err(e) => Error::from(e).into_response(),
+    match crate::ui::session::end(&state, &c.user.id, &c.session.sid, "sign_out").await {
+        Ok(_) => signed_out(&state),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -4,6 +4,7 @@
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::app::State;
+use crate::audit::{self, Event, kind};
 use crate::config::SessionConfig;
 use crate::crypto;
 use crate::error::Result;
@@ -139,7 +140,12 @@ pub async fn begin(
         revoked_at: None,
         name: None,
     };
-    sessions::insert(&state.db, &s).await?;
+    let event = Event::here(kind::SESSION_CREATED)
+        .user(&user.id)
+        .with("sid", s.sid.clone())
+        .with("amr", s.amr.clone())
+        .with("remember", remember);
+    sessions::insert_recorded(&state.db, &s, audit::pending(state, event)).await?;
     let cookie = cookies::set(
         &state.config,
         cookies::SESSION,
@@ -174,4 +180,35 @@ pub fn csrf_token(state: &State, purpose: &str, id: &str, browser: &str) -> Stri
 pub fn check_csrf(state: &State, purpose: &str, id: &str, browser: &str, presented: &str) -> bool {
     let want = csrf_token(state, purpose, id, browser);
     crypto::ct_eq(want.as_bytes(), presented.as_bytes())
+}
+
+/// Ends one session of `user_id` and records `session.revoked` with `reason`, in one
+/// transaction; true if it was still live. Every sign-out and revocation door calls
+/// this (or [`end_all`]), never `store::sessions::revoke` directly.
+pub async fn end(state: &State, user_id: &str, sid: &str, reason: &str) -> Result<bool> {
+    let event = Event::here(kind::SESSION_REVOKED)
+        .user(user_id)
+        .with("sid", sid)
+        .with("reason", reason);
+    let now = state.clock.now();
+    Ok(sessions::revoke_recorded(&state.db, sid, now, audit::pending(state, event)).await?)
+}
+
+/// Ends every session of `user_id` but `keep`, with one `session.revoked` event that
+/// carries the count; returns the count.
+pub async fn end_all(
+    state: &State,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+) -> Result<u64> {
+    let event = Event::here(kind::SESSION_REVOKED)
+        .user(user_id)
+        .with("reason", reason)
+        .with("all", true);
+    let now = state.clock.now();
+    Ok(
+        sessions::revoke_all_recorded(&state.db, user_id, keep, now, audit::pending(state, event))
+            .await?,
+    )
 }

@@ -414,7 +414,7 @@ async fn signed_in(
 ) -> Response {
     // As on the login page, a new session replaces the browser's previous one.
     if let Ok(Some((old, _))) = browser::current(state, headers).await {
-        let _ = crate::store::sessions::revoke(&state.db, &old.sid, state.clock.now()).await;
+        let _ = browser::end(state, &old.user_id, &old.sid, "replaced").await;
     }
     let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     let started = match browser::begin(

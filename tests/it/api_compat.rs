@@ -87,7 +87,12 @@ async fn trusted_origin_may_call_with_credentials(db: Db) {
         .to_ascii_lowercase();
     assert!(exposed.contains("set-auth-token"), "{exposed}");
     // A throttled page must be able to read when to retry.
-    for h in ["retry-after", "ratelimit", "ratelimit-policy", "x-request-id"] {
+    for h in [
+        "retry-after",
+        "ratelimit",
+        "ratelimit-policy",
+        "x-request-id",
+    ] {
         assert!(exposed.contains(h), "{h} not in {exposed}");
     }
     let token = header(h, "set-auth-token")

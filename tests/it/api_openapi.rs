@@ -16,6 +16,7 @@ const REQUIRED: &[&str] = &[
     "POST /api/auth/sign-out",
     "GET /api/auth/get-session",
     "GET /api/auth/list-sessions",
+    "GET /api/auth/security-events",
     "POST /api/auth/revoke-session",
     "POST /api/auth/revoke-sessions",
     "POST /api/auth/revoke-other-sessions",

@@ -13,6 +13,7 @@ struct Env {
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
     pg: Option<String>,
+    url: String,
 }
 
 impl Env {
@@ -45,6 +46,7 @@ impl Env {
             _dir: dir,
             config,
             pg,
+            url,
         }
     }
 
@@ -296,7 +298,61 @@ async fn serve_over_tls_and_reload_certificate(db: Db) {
     );
 }
 
+/// `audit verify` through the binary: exit 0 and a summary on an intact chain; after a
+/// row is edited behind the app's back, non-zero and the edited seq named.
+async fn audit_verify_names_the_first_broken_link(db: Db) {
+    let env = Env::new(db, "").await;
+    let (ok, _, err) = env.run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "giles@example.com",
+            "--password",
+            "a long passphrase here",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = env.run(&["keys", "rotate"], None);
+    assert!(ok, "{err}");
+    let (ok, out, err) = env.run(&["audit", "verify"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("audit chain intact"), "{out}");
+    let v = env.json(&["audit", "verify", "--json"], None);
+    assert_eq!(v["ok"], true, "{v}");
+    let checked = v["checked"].as_i64().unwrap();
+    assert!(
+        checked >= 2,
+        "user create and key rotation are recorded: {v}"
+    );
+    let list = env.json(
+        &["audit", "list", "--type", "user.registered", "--json"],
+        None,
+    );
+    let evs = list["events"].as_array().unwrap();
+    assert_eq!(evs.len(), 1, "{list}");
+    assert_eq!(evs[0]["actor"], "cli");
+    assert!(!list.to_string().contains("a long passphrase here"));
+    let (ok, _, err) = env.run(&["audit", "list", "--limit", "0"], None);
+    assert!(!ok && err.contains("limit"), "{err}");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&env.url).await.unwrap();
+    sqlx::query("UPDATE audit_events SET data = '{\"email\":\"x\"}' WHERE seq = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (ok, _, err) = env.run(&["audit", "verify"], None);
+    assert!(!ok, "a tampered chain verified");
+    assert!(err.contains("first broken link: seq 1"), "{err}");
+    let (ok, out, _) = env.run(&["audit", "verify", "--json"], None);
+    assert!(!ok);
+    assert!(out.contains("hash_mismatch"), "{out}");
+}
+
 db_tests!(
+    audit_verify_names_the_first_broken_link,
     provisioning_commands,
     config_errors_name_the_field,
     serve_over_tls_and_reload_certificate

@@ -19,6 +19,8 @@ mod api_sessions;
 mod api_sign_up_policy;
 mod api_verify;
 mod audit_chain;
+mod audit_events;
+mod audit_pg_role;
 mod authorize;
 mod backchannel;
 mod breach;

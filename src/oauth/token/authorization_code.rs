@@ -3,6 +3,7 @@
 use axum::response::Response;
 
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::crypto;
 use crate::error::{Error, OAuthError};
 use crate::http::params::Params;
@@ -34,8 +35,21 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
             // RFC 6749 §4.1.2: a second use fails, and what the code yielded is revoked.
             if r.client_id == client.client_id {
                 let (family, jti) = tokens::mark_code_reused(&state.db, &hash, now).await?;
-                if let Some(f) = &family {
-                    tokens::revoke_family(&state.db, f, "authorization code reused", now).await?;
+                let event = Event::here(kind::CODE_REUSED)
+                    .actor(Actor::Client(client.client_id.clone()))
+                    .user(&r.user_id)
+                    .client(Some(&client.client_id))
+                    .with("family", family.clone());
+                let event = audit::pending(state, event);
+                let reason = "authorization code reused";
+                match &family {
+                    Some(f) => {
+                        tokens::revoke_family_recorded(&state.db, f, reason, now, Some(event))
+                            .await?
+                    }
+                    None => {
+                        audit::record_pending(state, event).await?;
+                    }
                 }
                 if let Some(j) = &jti {
                     tokens::revoke_access(&state.db, j, now).await?;

@@ -6,6 +6,7 @@
 use axum::response::Response;
 
 use crate::app::State;
+use crate::audit::{self, Actor, Event, kind};
 use crate::crypto;
 use crate::error::{Error, OAuthError};
 use crate::http::params::Params;
@@ -39,7 +40,7 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
     if let Some(at) = row.rotated_at
         && !in_grace(at)
     {
-        return Err(reuse_detected(state, &row.family.id, now).await);
+        return Err(reuse_detected(state, &row.family, now).await);
     }
     // RFC 6749 §6: a narrower scope may be requested, never a wider one.
     let mut ctx = row.ctx.clone();
@@ -85,7 +86,7 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
         let fresh = tokens::refresh_by_hash(&state.db, &hash).await?;
         let rotated_at = fresh.and_then(|r| r.rotated_at).unwrap_or(i64::MIN);
         if !in_grace(rotated_at) {
-            return Err(reuse_detected(state, &row.family.id, now).await);
+            return Err(reuse_detected(state, &row.family, now).await);
         }
         rotate(true).await?;
     }
@@ -104,13 +105,61 @@ pub async fn exchange(state: &State, client: &Client, p: &Params) -> Result<Resp
     ))
 }
 
-async fn reuse_detected(state: &State, family_id: &str, now: i64) -> Error {
-    tracing::warn!(family = %family_id, "refresh token reuse detected; family revoked");
-    if let Err(e) = tokens::revoke_family(&state.db, family_id, "refresh token reuse", now).await {
+/// RFC 9700 §4.14.2: a rotated refresh token came back, so one of its two holders is
+/// an attacker; the family ends, the event is recorded with it, and the owner is told.
+async fn reuse_detected(state: &State, family: &tokens::Family, now: i64) -> Error {
+    tracing::warn!(family = %family.id, "refresh token reuse detected; family revoked");
+    let event = Event::here(kind::REFRESH_TOKEN_REUSED)
+        .actor(Actor::Client(family.client_id.clone()))
+        .user(&family.user_id)
+        .client(Some(&family.client_id))
+        .with("family", family.id.clone())
+        .with("sid", family.session_sid.clone());
+    let event = Some(audit::pending(state, event));
+    let reason = "refresh token reuse";
+    if let Err(e) = tokens::revoke_family_recorded(&state.db, &family.id, reason, now, event).await
+    {
         return e.into();
+    }
+    if state.config.alerts.refresh_reuse {
+        alert_reuse(state, family, now).await;
     }
     OAuthError::invalid_grant(
         "the refresh token was already used; the session's tokens are revoked",
     )
     .into()
+}
+
+/// The refresh-reuse alert mail (`alerts.refresh_reuse`); a failure is logged, never
+/// turned into the token response.
+async fn alert_reuse(state: &State, family: &tokens::Family, now: i64) {
+    let Ok(Some(user)) = users::by_id(&state.db, &family.user_id).await else {
+        return;
+    };
+    let app = match crate::store::clients::get(&state.db, &family.client_id).await {
+        Ok(Some(c)) => c.metadata.client_name.unwrap_or(c.client_id),
+        _ => family.client_id.clone(),
+    };
+    let locale = user
+        .claims
+        .get("locale")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let msg = match crate::mail::account_templates::refresh_reuse(
+        &state.config.mail.branding,
+        &user.email,
+        locale,
+        &app,
+        now,
+        &state.config.url("/account/password"),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "refresh reuse alert: cannot render the mail");
+            return;
+        }
+    };
+    if let Err(e) = crate::mail::enqueue(&state.db, &msg, now).await {
+        tracing::error!(error = %e, "refresh reuse alert: cannot queue the mail");
+    }
 }
