@@ -410,7 +410,7 @@ async fn revoke_others(
         .await
     {
         Ok(_) => back(&state, "revoked-others"),
-        Err(e) => Error::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
