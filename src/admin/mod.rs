@@ -7,6 +7,8 @@
 //! client) count: a user-delegated token of such a client must not make its user an
 //! admin. Every admin action is in the audit trail with actor `admin:<client_id>`.
 
+pub mod users;
+
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -23,6 +25,14 @@ pub const ADMIN_SCOPE: &str = "klard:admin";
 /// The routes of the admin API (issuer-relative).
 pub fn router() -> Router<State> {
     Router::new()
+        .route(
+            "/admin/users/{id}/lockout",
+            axum::routing::get(users::lockout_status),
+        )
+        .route(
+            "/admin/users/{id}/unlock",
+            axum::routing::post(users::unlock),
+        )
 }
 
 /// A request authenticated as an admin client.

@@ -84,6 +84,8 @@ argon2_p_cost = 1
             dir = dir.path().display()
         ))
         .expect("config");
+        // Lockout stays on in the suite, without its waits (tests/it/lockout.rs).
+        cfg.lockout.delay_base_ms = 0;
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
         let state = app::build_state(cfg).await.expect("state");
