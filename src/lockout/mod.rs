@@ -267,7 +267,8 @@ async fn count_failure(
     Ok(locked && !is_device)
 }
 
-/// After a door's own gates passed: the account's and the device's counters reset, the
+/// After a door's own gates passed: the account's (when not signed in on a known device)
+/// and the device's counters reset, the
 /// device remembered (a new cookie for a new device), a new-device alert when the user
 /// has other devices, and the `user.sign_in` event. Returns the device cookie to set.
 ///
@@ -287,7 +288,11 @@ pub async fn signed_in(
     };
     let had_devices = new_device && store::device_count(&state.db, &user.id).await? > 0;
     let mut tx = state.db.pool.begin().await?;
-    store::reset(&mut tx, &account_key(&user.email), now).await?;
+    // A sign-in from a known device does not lift the account's lock: the owner using
+    // their own device must not reopen the account to whoever is guessing from others.
+    if v.device.is_none() {
+        store::reset(&mut tx, &account_key(&user.email), now).await?;
+    }
     store::reset(&mut tx, &device_key(&device.hash), now).await?;
     store::remember_device(
         &mut tx,
@@ -309,4 +314,55 @@ pub async fn signed_in(
     }
     // The cookie is set again each time so that its lifetime runs from the last use.
     Ok(devices::cookie(state, &device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(base: u64, max: u64, free: u32) -> LockoutConfig {
+        LockoutConfig {
+            delay_base_ms: base,
+            delay_max_ms: max,
+            free_failures: free,
+            ..LockoutConfig::default()
+        }
+    }
+
+    #[test]
+    fn no_delay_for_the_free_failures() {
+        let c = cfg(250, 8000, 3);
+        for f in 0..=3 {
+            assert_eq!(delay_ms(&c, f), 0, "{f}");
+        }
+    }
+
+    #[test]
+    fn delay_doubles_then_caps() {
+        let c = cfg(250, 8000, 3);
+        let got: Vec<u64> = (4..=11).map(|f| delay_ms(&c, f)).collect();
+        assert_eq!(got, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        // Huge counts neither overflow nor exceed the cap.
+        assert_eq!(delay_ms(&c, i64::MAX), 8000);
+    }
+
+    #[test]
+    fn zero_base_means_no_delay() {
+        let c = cfg(0, 8000, 0);
+        assert_eq!(delay_ms(&c, 50), 0);
+    }
+
+    #[test]
+    fn keys_normalise_the_identifier() {
+        assert_eq!(
+            account_key("  Willow@Example.COM "),
+            "acct:willow@example.com"
+        );
+        let meta = RequestMeta {
+            ip: Some("2001:db8:1:2:3:4:5:6".parse().expect("ip")),
+            ..RequestMeta::default()
+        };
+        let k = ip_key(&meta).expect("key");
+        assert!(k.starts_with("ip:2001:db8:1:2"), "{k}");
+    }
 }
