@@ -84,9 +84,11 @@ pub async fn send_new_device_alert(state: &State, meta: &RequestMeta, user: &Use
         &state.config.mail.branding,
         &user.email,
         locale,
-        &device,
-        &meta.ip_string().unwrap_or_else(|| "unknown".into()),
-        now,
+        &crate::mail::account_templates::SignInSeen {
+            device: &device,
+            ip: &meta.ip_string().unwrap_or_else(|| "unknown".into()),
+            at: now,
+        },
         &state.config.url("/account"),
         &state.config.url("/forgot-password"),
     );

@@ -293,47 +293,27 @@ pub fn account_deleted(
     c.render(b, to, loc)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_parts_in_both_locales() {
-        let b = BrandingConfig::default();
-        let link = "https://auth.example.com/x?token=a&b=1";
-        let en =
-            email_changed(&b, "old@example.com", "en", "new@example.com", link, 0).expect("render");
-        assert_eq!(en.locale, "en");
-        assert!(en.text.contains(link), "{}", en.text);
-        assert!(en.text.contains("1970-01-01 00:00 UTC"), "{}", en.text);
-        assert!(en.html.contains("token=a&#38;b=1"), "{}", en.html);
-        assert!(en.html.contains("<html lang=\"en\">"), "{}", en.html);
-        let de = email_changed(&b, "old@example.com", "de-DE", "new@example.com", link, 0)
-            .expect("render");
-        assert_eq!(de.locale, "de");
-        assert!(de.subject.contains("geändert"), "{}", de.subject);
-        assert!(de.html.contains("<html lang=\"de\">"), "{}", de.html);
-        assert!(de.text.contains("rückgängig"), "{}", de.text);
-        let gone = account_deleted(&b, "x@example.com", "en").expect("render");
-        assert!(!gone.html.contains("<a href"), "{}", gone.html);
-    }
+/// What a new-device alert tells about the sign-in.
+pub struct SignInSeen<'a> {
+    /// "Browser / OS" (`http::user_agent`).
+    pub device: &'a str,
+    pub ip: &'a str,
+    pub at: i64,
 }
 
 /// To the owner after a sign-in from a device the account had not been used on
-/// (`alerts.new_device`). `device` is "Browser on OS" (`http::user_agent`).
+/// (`alerts.new_device`).
 pub fn new_device_sign_in(
     b: &BrandingConfig,
     to: &str,
     locale: &str,
-    device: &str,
-    ip: &str,
-    at: i64,
+    seen: &SignInSeen<'_>,
     account_link: &str,
     reset_link: &str,
 ) -> Result<Message, askama::Error> {
     let loc = Locale::negotiate(locale);
     let p = &b.product_name;
-    let at = when(at);
+    let (device, ip, at) = (seen.device, seen.ip, when(seen.at));
     let c = match loc {
         Locale::En => Copy::new(
             loc,
@@ -399,4 +379,30 @@ pub fn account_locked(
         .footer("Der Link funktioniert einmal. Wenn Sie nichts tun, endet die Sperre nach einiger Zeit von selbst (oder bleibt bis zur Freigabe durch einen Administrator, falls so eingestellt).".into()),
     };
     c.render(b, to, loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_parts_in_both_locales() {
+        let b = BrandingConfig::default();
+        let link = "https://auth.example.com/x?token=a&b=1";
+        let en =
+            email_changed(&b, "old@example.com", "en", "new@example.com", link, 0).expect("render");
+        assert_eq!(en.locale, "en");
+        assert!(en.text.contains(link), "{}", en.text);
+        assert!(en.text.contains("1970-01-01 00:00 UTC"), "{}", en.text);
+        assert!(en.html.contains("token=a&#38;b=1"), "{}", en.html);
+        assert!(en.html.contains("<html lang=\"en\">"), "{}", en.html);
+        let de = email_changed(&b, "old@example.com", "de-DE", "new@example.com", link, 0)
+            .expect("render");
+        assert_eq!(de.locale, "de");
+        assert!(de.subject.contains("geändert"), "{}", de.subject);
+        assert!(de.html.contains("<html lang=\"de\">"), "{}", de.html);
+        assert!(de.text.contains("rückgängig"), "{}", de.text);
+        let gone = account_deleted(&b, "x@example.com", "en").expect("render");
+        assert!(!gone.html.contains("<a href"), "{}", gone.html);
+    }
 }

@@ -70,7 +70,7 @@ async fn events(server: &TestServer, kind: &str) -> i64 {
 
 /// The i-th rotating address: IPv4 and IPv6 (each in its own /64) alternately.
 fn rotating(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("10.{}.{}.1", i / 200, i % 200)
     } else {
         format!("2001:db8:{:x}:{:x}::1", i, i + 1)
