@@ -288,8 +288,10 @@ pub async fn sign_in_email(
     } else {
         resp = json_response(body);
     }
+    // After the session cookie, which clients read first.
+    let mut resp = with_session(resp, &started);
     resp.headers_mut().append(header::SET_COOKIE, device);
-    Ok(with_session(resp, &started))
+    Ok(resp)
 }
 
 /// A blocked client address (`lockout.ip_block_after`): 429 `TOO_MANY_REQUESTS` with

@@ -346,7 +346,7 @@ async fn unlock_by_admin_api(db: Db) {
 }
 
 async fn new_device_alert_once(db: Db) {
-    let s = server(db, |_| {}).await;
+    let s = server(db, |c| c.alerts.new_device = true).await;
     s.user(EMAIL).await;
     let is_alert = |m: &String| m.contains("New sign-in");
     // The first sign-in is no "new device" for an account that has none yet.
