@@ -170,6 +170,10 @@ fn endpoints() -> Router<State> {
         )
         .route("/verify-email", get(ui::recovery::verify_show))
         .route(
+            "/unlock-account",
+            get(crate::lockout::unlock::show).post(crate::lockout::unlock::submit),
+        )
+        .route(
             "/end_session",
             get(oidc::logout::get).post(oidc::logout::post),
         )

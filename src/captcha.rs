@@ -113,6 +113,13 @@ pub fn protects(cfg: &CaptchaConfig, path: &str) -> bool {
     cfg.provider != CaptchaProvider::None && cfg.endpoints.iter().any(|e| e == path)
 }
 
+/// With `captcha.after_failures` set, the sign-in paths ask for the CAPTCHA only after
+/// suspicion: `lockout::attempt` checks it there, knowing the failure counts, so this
+/// middleware and [`check_form`] leave those paths alone.
+pub fn deferred_to_lockout(cfg: &CaptchaConfig, path: &str) -> bool {
+    cfg.after_failures.is_some() && (path == "/api/auth/sign-in/email" || path == "/login")
+}
+
 /// Checks `token` for the request to `path` when `path` is protected (otherwise `Ok`
 /// without a request). `ip` is sent as `remoteip`.
 pub async fn check(
@@ -208,7 +215,10 @@ pub async fn api_layer(AxState(state): AxState<State>, req: Request, next: Next)
     let base = state.config.issuer_path();
     let path = req.uri().path();
     let rel = path.strip_prefix(base.as_str()).unwrap_or(path);
-    if !rel.starts_with("/api/auth/") || !protects(&state.config.captcha, rel) {
+    if !rel.starts_with("/api/auth/")
+        || !protects(&state.config.captcha, rel)
+        || deferred_to_lockout(&state.config.captcha, rel)
+    {
         return next.run(req).await;
     }
     let rel = rel.to_string();
@@ -235,7 +245,7 @@ pub async fn check_form(
     p: &crate::http::params::Params,
 ) -> Result<(), CaptchaError> {
     let cfg = &state.config.captcha;
-    if !protects(cfg, path) {
+    if !protects(cfg, path) || deferred_to_lockout(cfg, path) {
         return Ok(());
     }
     let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);

@@ -60,6 +60,11 @@ pub enum UserCmd {
     /// (email, password, email_verified, and any OIDC standard claims).
     Create(UserCreate),
     List,
+    /// Lift the sign-in lock of an account (`[lockout]`) and forget its failures.
+    Unlock {
+        /// The account's email address.
+        email: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -330,6 +335,25 @@ async fn user_cmd(state: &State, cmd: UserCmd, json_mode: bool) -> Result<(), Cl
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        UserCmd::Unlock { email } => {
+            let Some(u) = users::by_email(&state.db, &email).await? else {
+                return Err(CliError::Usage(format!("no user with the email {email}")));
+            };
+            let meta = crate::http::request_meta::RequestMeta::internal("cli");
+            let was =
+                crate::lockout::unlock::unlock(state, &meta, &u, crate::audit::Actor::Cli).await?;
+            print(
+                json_mode,
+                &json!({"id": u.id, "email": u.email, "was_locked": was}),
+                || {
+                    if was {
+                        format!("{} unlocked", u.email)
+                    } else {
+                        format!("{} was not locked (failures forgotten)", u.email)
+                    }
+                },
+            );
         }
     }
     Ok(())

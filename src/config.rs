@@ -81,6 +81,8 @@ pub struct Config {
     /// app's database role may not change the schema (the restricted PostgreSQL role of
     /// the README): the owner runs `klard-auth migrate` instead.
     pub migrate_on_start: bool,
+    /// `[lockout]`: progressive delays, IP blocks and account lockout after failed sign-ins.
+    pub lockout: LockoutConfig,
 }
 
 /// `[rate_limit]`: Better Auth's `rateLimit` (`enabled`, `storage`, `window`, `max`,
@@ -278,6 +280,9 @@ pub struct CaptchaConfig {
     pub timeout_ms: u64,
     /// The protected POST paths, relative to the issuer (from [`CAPTCHA_PROTECTABLE`]).
     pub endpoints: Vec<String>,
+    /// When set, sign-in asks for the CAPTCHA only after this many failed sign-ins for
+    /// the account or from the address (`lockout` counters); unset: always.
+    pub after_failures: Option<u32>,
 }
 
 /// The routes `captcha.endpoints` may name.
@@ -352,6 +357,52 @@ impl Default for CaptchaConfig {
             ]
             .map(String::from)
             .to_vec(),
+            after_failures: None,
+        }
+    }
+}
+
+/// `[lockout]`: brute-force protection of every sign-in door (see `lockout`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    pub enabled: bool,
+    /// Seconds after which failures are forgotten (the window restarts).
+    pub failure_window: i64,
+    /// Failures per account or address before any delay.
+    pub free_failures: u32,
+    /// The first delay in milliseconds; it doubles per further failure.
+    pub delay_base_ms: u64,
+    /// The longest delay in milliseconds.
+    pub delay_max_ms: u64,
+    /// Failures from one address group that block it (0 = never).
+    pub ip_block_after: u32,
+    /// Seconds an address stays blocked.
+    pub ip_block_duration: i64,
+    /// Failures for one account that lock it (0 = never).
+    pub lock_after: u32,
+    /// Seconds an account stays locked (0 = until unlocked).
+    pub lock_duration: i64,
+    /// Failures from one known device that lock that device out (its own budget).
+    pub device_lock_after: u32,
+    /// Seconds an unlock link is valid.
+    pub unlock_token_ttl: i64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            enabled: true,
+            failure_window: 900,
+            free_failures: 3,
+            delay_base_ms: 250,
+            delay_max_ms: 8000,
+            ip_block_after: 30,
+            ip_block_duration: 900,
+            lock_after: 10,
+            lock_duration: 900,
+            device_lock_after: 10,
+            unlock_token_ttl: 86400,
         }
     }
 }
@@ -944,6 +995,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             audit: AuditConfig::default(),
             migrate_on_start: true,
+            lockout: LockoutConfig::default(),
         }
     }
 }
@@ -1146,6 +1198,7 @@ impl Config {
         validate_breach(&self.breach)?;
         validate_captcha(&self.captcha)?;
         validate_audit(&self.audit)?;
+        validate_lockout(&self.lockout)?;
         validate_proxy(&self.proxy)?;
         validate_rate_limit(&self.rate_limit)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
@@ -1484,6 +1537,44 @@ fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
 fn validate_proxy(p: &ProxyConfig) -> Result<(), ConfigError> {
     for c in &p.trusted_proxies {
         crate::http::client_ip::Cidr::parse(c).map_err(|e| invalid("proxy.trusted_proxies", &e))?;
+    }
+    Ok(())
+}
+
+fn validate_lockout(l: &LockoutConfig) -> Result<(), ConfigError> {
+    let day = 24 * 3600;
+    if !(1..=30 * day).contains(&l.failure_window) {
+        return Err(invalid(
+            "lockout.failure_window",
+            "must be between 1 second and 30 days",
+        ));
+    }
+    if l.delay_base_ms > l.delay_max_ms {
+        return Err(invalid(
+            "lockout.delay_base_ms",
+            "must not exceed lockout.delay_max_ms",
+        ));
+    }
+    if l.delay_max_ms > 60_000 {
+        return Err(invalid("lockout.delay_max_ms", "must be at most 60000"));
+    }
+    if !(1..=30 * day).contains(&l.ip_block_duration) {
+        return Err(invalid(
+            "lockout.ip_block_duration",
+            "must be between 1 second and 30 days",
+        ));
+    }
+    if !(0..=365 * day).contains(&l.lock_duration) {
+        return Err(invalid(
+            "lockout.lock_duration",
+            "must be between 0 (until unlocked) and a year",
+        ));
+    }
+    if !(60..=30 * day).contains(&l.unlock_token_ttl) {
+        return Err(invalid(
+            "lockout.unlock_token_ttl",
+            "must be between 60 seconds and 30 days",
+        ));
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod email_verification;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod lockout;
 pub mod mail;
 pub mod oauth;
 pub mod oidc;

@@ -8,6 +8,7 @@
 //! admin. Every admin action is in the audit trail with actor `admin:<client_id>`.
 
 pub mod audit;
+pub mod users;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -28,6 +29,14 @@ pub fn router() -> Router<State> {
     Router::new()
         .route("/admin/audit-events", get(audit::list))
         .route("/admin/audit-events/verify", get(audit::verify))
+        .route(
+            "/admin/users/{id}/lockout",
+            axum::routing::get(users::lockout_status),
+        )
+        .route(
+            "/admin/users/{id}/unlock",
+            axum::routing::post(users::unlock),
+        )
 }
 
 /// A request authenticated as an admin client.

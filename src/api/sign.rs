@@ -13,6 +13,8 @@ use super::{JsonBody, json_response, user_json};
 use crate::app::State;
 use crate::config::Config;
 use crate::http::cookies;
+use crate::http::request_meta::RequestMeta;
+use crate::lockout;
 use crate::password_policy::{self, PolicyViolation};
 use crate::signup::{self, SignUpError};
 use crate::store::{sessions, users};
@@ -228,32 +230,40 @@ pub async fn sign_up_email(
 /// `POST /api/auth/sign-in/email` → 200
 /// `{"redirect": bool, "token": string, "url"?: string, "user": User}` with the session
 /// cookie and `set-auth-token`; a `callbackURL` also goes into `Location` (as Better
-/// Auth does). An unknown address and a wrong password both give 401
-/// `INVALID_EMAIL_OR_PASSWORD` after the same argon2 work (`Hasher::verify` checks a
-/// dummy hash when there is no account).
+/// Auth does). The attempt goes through `lockout::attempt` (delay, IP block, lock,
+/// audit): an unknown address, a locked account and a wrong password all give 401
+/// `INVALID_EMAIL_OR_PASSWORD` after the same single argon2 run; a blocked address
+/// gets 429 ([`ip_blocked`]). A success also sets the device cookie (`lockout::devices`).
 pub async fn sign_in_email(
     _: OriginChecked,
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    meta: RequestMeta,
     headers: HeaderMap,
     JsonBody(b): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
     check_email(&b.email)?;
     extract::check_callback_url(&state, b.callback_url.as_deref())?;
-    let user = users::by_email(&state.db, &b.email).await?;
-    let ok = state
-        .hasher
-        .verify(
-            &b.password,
-            user.as_ref().and_then(|u| u.password_hash.as_deref()),
-        )
-        .await;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => return Err(ApiError::invalid_email_or_password()),
+    let attempt = lockout::Attempt {
+        door: "api",
+        captcha_path: "/api/auth/sign-in/email",
+        identifier: &b.email,
+        password: &b.password,
+        captcha_token: headers
+            .get(crate::captcha::HEADER)
+            .and_then(|v| v.to_str().ok()),
     };
-    super::verify::sign_in_gate(&state, &headers, &user, b.callback_url.as_deref()).await?;
-    crate::account_deletion::cancel_on_sign_in(&state, &user).await?;
+    let verified = match lockout::attempt(&state, &meta, &headers, &attempt).await? {
+        lockout::Outcome::Success(v) => v,
+        lockout::Outcome::Invalid => return Err(ApiError::invalid_email_or_password()),
+        lockout::Outcome::Captcha(e) => return Err(e.into()),
+        lockout::Outcome::IpBlocked { retry_after } => {
+            return Ok(ip_blocked(retry_after));
+        }
+    };
+    let user = &verified.user;
+    super::verify::sign_in_gate(&state, &headers, user, b.callback_url.as_deref()).await?;
+    crate::account_deletion::cancel_on_sign_in(&state, user).await?;
     // As on the login page, a new login through the cookie replaces that browser's
     // previous session instead of leaving it orphaned.
     if let Some(old) = extract::authed(&state, &headers).await?
@@ -261,12 +271,12 @@ pub async fn sign_in_email(
     {
         sessions::revoke(&state.db, &old.session.sid, state.clock.now()).await?;
     }
-    let started =
-        start_session(&state, peer, &headers, &user, b.remember_me != Some(false)).await?;
+    let started = start_session(&state, peer, &headers, user, b.remember_me != Some(false)).await?;
+    let device = lockout::signed_in(&state, &meta, &verified, "api").await?;
     let mut body = json!({
         "redirect": b.callback_url.is_some(),
         "token": started.token,
-        "user": user_json(&user),
+        "user": user_json(user),
     });
     let mut resp;
     if let Some(u) = &b.callback_url {
@@ -278,7 +288,24 @@ pub async fn sign_in_email(
     } else {
         resp = json_response(body);
     }
-    Ok(with_session(resp, &started))
+    // After the session cookie, which clients read first.
+    let mut resp = with_session(resp, &started);
+    resp.headers_mut().append(header::SET_COOKIE, device);
+    Ok(resp)
+}
+
+/// A blocked client address (`lockout.ip_block_after`): 429 `TOO_MANY_REQUESTS` with
+/// `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3), checked before any account lookup.
+pub fn ip_blocked(retry_after: i64) -> Response {
+    let mut r = axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOO_MANY_REQUESTS",
+        "Too many failed sign-ins from this address; try again later",
+    ));
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// `POST /api/auth/sign-out` → 200 `{"success": true}`, the session revoked and its

@@ -337,6 +337,94 @@ pub fn refresh_reuse(
     c.render(b, to, loc)
 }
 
+/// What a new-device alert tells about the sign-in.
+pub struct SignInSeen<'a> {
+    /// "Browser / OS" (`http::user_agent`).
+    pub device: &'a str,
+    pub ip: &'a str,
+    pub at: i64,
+}
+
+/// To the owner after a sign-in from a device the account had not been used on
+/// (`alerts.new_device`).
+pub fn new_device_sign_in(
+    b: &BrandingConfig,
+    to: &str,
+    locale: &str,
+    seen: &SignInSeen<'_>,
+    account_link: &str,
+    reset_link: &str,
+) -> Result<Message, askama::Error> {
+    let loc = Locale::negotiate(locale);
+    let p = &b.product_name;
+    let (device, ip, at) = (seen.device, seen.ip, when(seen.at));
+    let c = match loc {
+        Locale::En => Copy::new(
+            loc,
+            format!("New sign-in to your {p} account"),
+            "New sign-in to your account",
+            vec![
+                format!("Your {p} account was signed in to from a new device."),
+                format!("Device: {device}. Address: {ip}. Time: {at}."),
+                format!("If this was not you, change your password now ({reset_link}) and sign out the other devices on your account page."),
+            ],
+        )
+        .link(account_link, "Review your devices")
+        .footer("If this was you, you can ignore this email.".into()),
+        Locale::De => Copy::new(
+            loc,
+            format!("Neue Anmeldung bei Ihrem {p}-Konto"),
+            "Neue Anmeldung bei Ihrem Konto",
+            vec![
+                format!("Bei Ihrem {p}-Konto wurde sich von einem neuen Gerät aus angemeldet."),
+                format!("Gerät: {device}. Adresse: {ip}. Zeit: {at}."),
+                format!("Falls Sie das nicht waren, ändern Sie jetzt Ihr Passwort ({reset_link}) und melden Sie die anderen Geräte auf Ihrer Kontoseite ab."),
+            ],
+        )
+        .link(account_link, "Geräte prüfen")
+        .footer("Falls Sie das waren, können Sie diese E-Mail ignorieren.".into()),
+    };
+    c.render(b, to, loc)
+}
+
+/// To the owner when repeated failed sign-ins locked the account
+/// (`alerts.account_locked`), with the single-use unlock link.
+pub fn account_locked(
+    b: &BrandingConfig,
+    to: &str,
+    locale: &str,
+    unlock_link: &str,
+    reset_link: &str,
+) -> Result<Message, askama::Error> {
+    let loc = Locale::negotiate(locale);
+    let p = &b.product_name;
+    let c = match loc {
+        Locale::En => Copy::new(
+            loc,
+            format!("Your {p} account was locked"),
+            "Your account was locked",
+            vec![
+                format!("After repeated failed sign-ins your {p} account was locked for sign-in from new devices. Devices you signed in from before keep working."),
+                format!("If these attempts were not yours, someone may be guessing your password: consider changing it ({reset_link})."),
+            ],
+        )
+        .link(unlock_link, "Unlock my account")
+        .footer("The link works once. If you do nothing, the lock ends by itself after a while (or stays until an administrator lifts it, if so configured).".into()),
+        Locale::De => Copy::new(
+            loc,
+            format!("Ihr {p}-Konto wurde gesperrt"),
+            "Ihr Konto wurde gesperrt",
+            vec![
+                format!("Nach wiederholten fehlgeschlagenen Anmeldeversuchen wurde Ihr {p}-Konto für Anmeldungen von neuen Geräten gesperrt. Geräte, mit denen Sie sich bereits angemeldet haben, funktionieren weiter."),
+                format!("Falls diese Versuche nicht von Ihnen stammen, versucht womöglich jemand, Ihr Passwort zu erraten: Ändern Sie es am besten ({reset_link})."),
+            ],
+        )
+        .link(unlock_link, "Konto entsperren")
+        .footer("Der Link funktioniert einmal. Wenn Sie nichts tun, endet die Sperre nach einiger Zeit von selbst (oder bleibt bis zur Freigabe durch einen Administrator, falls so eingestellt).".into()),
+    };
+    c.render(b, to, loc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

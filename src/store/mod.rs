@@ -9,6 +9,7 @@ pub mod grants;
 pub mod invites;
 pub mod keys;
 pub mod lifecycle;
+pub mod lockout;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;

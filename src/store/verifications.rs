@@ -18,6 +18,7 @@ pub enum Purpose {
     ChangeEmail,
     RevertEmail,
     DeleteAccount,
+    UnlockAccount,
 }
 
 impl Purpose {
@@ -28,6 +29,7 @@ impl Purpose {
             Purpose::ChangeEmail => "change_email",
             Purpose::RevertEmail => "revert_email",
             Purpose::DeleteAccount => "delete_account",
+            Purpose::UnlockAccount => "unlock_account",
         }
     }
 }

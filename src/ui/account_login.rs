@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::State;
 use crate::http::pages::render;
 use crate::http::params::Params;
+use crate::http::request_meta::RequestMeta;
 use crate::oauth::authorize::response;
 use crate::ui::login::{check_password, sign_in};
 use crate::ui::session as browser;
@@ -108,6 +109,7 @@ pub async fn show(state: &State, headers: &HeaderMap, return_to: Option<&str>) -
 pub async fn submit(
     state: &State,
     peer: std::net::SocketAddr,
+    meta: &RequestMeta,
     headers: &HeaderMap,
     p: &Params,
 ) -> Response {
@@ -136,30 +138,30 @@ pub async fn submit(
         let msg = format!("{e}.");
         return page(state, &bid, &return_to, email, Some(&msg), None);
     }
-    let password = p.get("password").unwrap_or("");
-    let user = match check_password(state, email, password).await {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return page(
-                state,
-                &bid,
-                &return_to,
-                email,
-                Some("The email or password is incorrect."),
-                None,
-            );
+    let verified = match check_password(state, meta, headers, p, "account_login").await {
+        Ok(Ok(v)) => v,
+        Ok(Err(refusal)) => {
+            let r = page(state, &bid, &return_to, email, Some(&refusal.message), None);
+            return refusal.apply(r);
         }
         Err(e) => return e.into_response(),
     };
+    let user = &verified.user;
     // `email_verification.require` holds for every sign-in path.
-    if !crate::email_verification::sign_in_allowed(state, headers, &user, None).await {
+    if !crate::email_verification::sign_in_allowed(state, headers, user, None).await {
         let msg = crate::email_verification::not_verified_message(state);
         return page(state, &bid, &return_to, email, Some(msg), None);
     }
-    match sign_in(state, peer, headers, &user).await {
-        Ok((cookie, _)) => {
+    let signed = async {
+        let (cookie, _) = sign_in(state, peer, headers, user).await?;
+        let device = crate::lockout::signed_in(state, meta, &verified, "account_login").await?;
+        Ok::<_, crate::error::Error>((cookie, device))
+    };
+    match signed.await {
+        Ok((cookie, device)) => {
             let mut resp = response::redirect(&return_to);
             resp.headers_mut().append(header::SET_COOKIE, cookie);
+            resp.headers_mut().append(header::SET_COOKIE, device);
             resp
         }
         Err(e) => e.into_response(),

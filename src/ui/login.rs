@@ -9,6 +9,7 @@ use crate::app::State;
 use crate::error::{Error, OAuthError};
 use crate::http::pages::{ClientView, LoginPage, render};
 use crate::http::params::{Params, form_body};
+use crate::http::request_meta::RequestMeta;
 use crate::oauth::authorize::{self, InteractionQuery, load_interaction, page_error, response};
 use crate::store::{sessions, users};
 use crate::ui::session as browser;
@@ -101,6 +102,7 @@ pub async fn show(
 pub async fn submit(
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -109,9 +111,9 @@ pub async fn submit(
         Err(e) => return page_error(&state, &e),
     };
     if p.get("interaction").is_none() {
-        return crate::ui::account_login::submit(&state, peer, &headers, &p).await;
+        return crate::ui::account_login::submit(&state, peer, &meta, &headers, &p).await;
     }
-    match submit_inner(&state, peer, &headers, &p).await {
+    match submit_inner(&state, peer, &meta, &headers, &p).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -120,6 +122,7 @@ pub async fn submit(
 async fn submit_inner(
     state: &State,
     peer: std::net::SocketAddr,
+    meta: &RequestMeta,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<Response, Error> {
@@ -154,26 +157,28 @@ async fn submit_inner(
             Some(&msg),
         ));
     }
-    let password = p.get("password").unwrap_or("");
-    let user = match check_password(state, email, password).await? {
-        Some(u) => u,
-        None => {
-            return Ok(login_page(
+    let verified = match check_password(state, meta, headers, p, "login").await? {
+        Ok(v) => v,
+        Err(refusal) => {
+            let page = login_page(
                 state,
                 &i,
                 &req,
                 &client,
                 &bid,
                 email,
-                Some("The email or password is incorrect."),
-            ));
+                Some(&refusal.message),
+            );
+            return Ok(refusal.apply(page));
         }
     };
-    if !crate::email_verification::sign_in_allowed(state, headers, &user, None).await {
+    let user = &verified.user;
+    if !crate::email_verification::sign_in_allowed(state, headers, user, None).await {
         let msg = crate::email_verification::not_verified_message(state);
         return Ok(login_page(state, &i, &req, &client, &bid, email, Some(msg)));
     }
-    let (cookie, session) = sign_in(state, peer, headers, &user).await?;
+    let (cookie, session) = sign_in(state, peer, headers, user).await?;
+    let device = crate::lockout::signed_in(state, meta, &verified, "login").await?;
     sessions::interaction_logged_in(&state.db, &i.id, &session.sid).await?;
     let mut resp = response::redirect(&format!(
         "{}/authorize/resume?interaction={}",
@@ -181,25 +186,70 @@ async fn submit_inner(
         i.id
     ));
     resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp.headers_mut().append(header::SET_COOKIE, device);
     Ok(resp)
 }
 
-/// The account whose email and password these are. The same work and the same answer
-/// (`None`) for an unknown account and a wrong password.
+/// Why a hosted login form refused an attempt, as the form shows it.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds, for a blocked address (`Retry-After`).
+    pub retry_after: Option<i64>,
+}
+
+impl Refusal {
+    /// The form page with this refusal's status (and `Retry-After`).
+    pub fn apply(&self, mut page: Response) -> Response {
+        *page.status_mut() = self.status;
+        if let Some(s) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+        {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        page
+    }
+}
+
+/// The password check of both hosted login forms (`username`, `password` and the
+/// CAPTCHA provider's field): `lockout::attempt`, so an unknown account, a locked one
+/// and a wrong password get the same answer after the same work.
 pub async fn check_password(
     state: &State,
-    email: &str,
-    password: &str,
-) -> Result<Option<users::User>, Error> {
-    let user = users::by_email(&state.db, email).await?;
-    let ok = state
-        .hasher
-        .verify(
-            password,
-            user.as_ref().and_then(|u| u.password_hash.as_deref()),
-        )
-        .await;
-    Ok(user.filter(|_| ok))
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    p: &Params,
+    door: &'static str,
+) -> Result<Result<crate::lockout::Verified, Refusal>, Error> {
+    let field = crate::captcha::form_field(state.config.captcha.provider);
+    let attempt = crate::lockout::Attempt {
+        door,
+        captcha_path: "/login",
+        identifier: p.get("username").unwrap_or(""),
+        password: p.get("password").unwrap_or(""),
+        captcha_token: p.get(field),
+    };
+    let refusal = |status, message: String, retry_after| {
+        Ok(Err(Refusal {
+            status,
+            message,
+            retry_after,
+        }))
+    };
+    match crate::lockout::attempt(state, meta, headers, &attempt).await? {
+        crate::lockout::Outcome::Success(v) => Ok(Ok(*v)),
+        crate::lockout::Outcome::Invalid => refusal(
+            StatusCode::BAD_REQUEST,
+            "The email or password is incorrect.".into(),
+            None,
+        ),
+        crate::lockout::Outcome::Captcha(e) => refusal(e.status(), format!("{e}."), None),
+        crate::lockout::Outcome::IpBlocked { retry_after } => refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins from this address. Please try again later.".into(),
+            Some(retry_after),
+        ),
+    }
 }
 
 /// Starts the browser session of a password login, shared by the interaction login and

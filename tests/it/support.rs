@@ -87,6 +87,11 @@ argon2_p_cost = 1
         // The suite signs in hundreds of times from 127.0.0.1; tests of the limits
         // (rate_limit.rs) switch them back on in `tweak`.
         cfg.rate_limit.enabled = false;
+        // Lockout stays on in the suite, without its waits (tests/it/lockout.rs).
+        cfg.lockout.delay_base_ms = 0;
+        // New-device alerts would add a mail to every second sign-in of the suite;
+        // tests/it/lockout.rs turns them on where it checks them.
+        cfg.alerts.new_device = false;
         tweak(&mut cfg);
         cfg.validate().expect("valid test config");
         let state = app::build_state(cfg).await.expect("state");
