@@ -17,7 +17,7 @@ use crate::http::request_meta::RequestMeta;
 use crate::lockout;
 use crate::password_policy::{self, PolicyViolation};
 use crate::signup::{self, SignUpError};
-use crate::store::{sessions, users};
+use crate::store::users;
 use crate::ui::session as browser;
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -269,7 +269,7 @@ pub async fn sign_in_email(
     if let Some(old) = extract::authed(&state, &headers).await?
         && old.via == Via::Cookie
     {
-        sessions::revoke(&state.db, &old.session.sid, state.clock.now()).await?;
+        browser::end(&state, &old.session.user_id, &old.session.sid, "replaced").await?;
     }
     let started = start_session(&state, peer, &headers, user, b.remember_me != Some(false)).await?;
     let device = lockout::signed_in(&state, &meta, &verified, "api").await?;

@@ -58,6 +58,22 @@ pub async fn known(
     Ok(crypto::ct_eq(d.user_id.as_bytes(), user_id.as_bytes()).then_some(Device { token, hash }))
 }
 
+/// The stored hash of the request's device cookie when it is a known device of the
+/// account `identifier` names; `None` without a cookie (no lookup is made then).
+pub async fn known_for_identifier(
+    state: &State,
+    headers: &HeaderMap,
+    identifier: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    if cookies::get(&state.config, headers, COOKIE).is_none() {
+        return Ok(None);
+    }
+    let Some(user) = crate::store::users::by_email(&state.db, identifier).await? else {
+        return Ok(None);
+    };
+    Ok(known(state, headers, &user.id).await?.map(|d| d.hash))
+}
+
 /// The Set-Cookie of `device` (HttpOnly, Secure, SameSite=Lax, issuer path).
 pub fn cookie(state: &State, device: &Device) -> HeaderValue {
     cookies::set(&state.config, COOKIE, &device.token, Some(MAX_AGE))

@@ -299,6 +299,9 @@ pub struct Subject {
     pub account: Option<String>,
     /// The OAuth client id (HTTP Basic, or the body).
     pub client: Option<String>,
+    /// The hash of the request's device cookie when it is a known device of `account`
+    /// (`lockout::devices`).
+    pub known_device: Option<String>,
 }
 
 /// The counter key of `rule` for `subject`, or `None` when the request does not name
@@ -309,7 +312,12 @@ fn counter_key(rule: &Rule, general: bool, path: &str, s: &Subject) -> Option<St
         // The general budget is Better Auth's: per address and path.
         Key::Ip if general => format!("{} {path}", s.ip.as_deref()?),
         Key::Ip => s.ip.clone()?,
-        Key::Account => s.account.clone()?,
+        // A known device of the account has a budget of its own (issue 4: an attacker
+        // who spends the account's budget must not lock its owner out).
+        Key::Account => match &s.known_device {
+            Some(device) => format!("{}\0device:{device}", s.account.as_deref()?),
+            None => s.account.clone()?,
+        },
         Key::Client => s.client.clone()?,
         Key::Endpoint => String::new(),
     };
@@ -634,6 +642,13 @@ async fn subject_of(
     let fields = body_fields(&parts.headers, &bytes);
     subject.client = client_id(&parts.headers, Some(&fields));
     subject.account = fields.account;
+    if let Some(account) = &subject.account {
+        // A lookup failure only costs the device its own budget.
+        subject.known_device =
+            crate::lockout::devices::known_for_identifier(state, &parts.headers, account)
+                .await
+                .unwrap_or_default();
+    }
     Ok((Request::from_parts(parts, Body::from(bytes)), subject))
 }
 

@@ -264,7 +264,7 @@ pub async fn sign_in(
     crate::account_deletion::cancel_on_sign_in(state, user).await?;
     // A new login replaces the browser's previous session.
     if let Some((old, _)) = browser::current(state, headers).await? {
-        sessions::revoke(&state.db, &old.sid, state.clock.now()).await?;
+        browser::end(state, &old.user_id, &old.sid, "replaced").await?;
     }
     let ip = crate::http::client_ip(headers, Some(peer), &state.config.proxy);
     browser::start(

@@ -507,7 +507,7 @@ async fn cors_answers_trusted_origins_only(db: Db) {
         );
         assert_eq!(
             header(h, "access-control-expose-headers"),
-            Some("set-auth-token")
+            Some("set-auth-token, retry-after, ratelimit, ratelimit-policy, x-request-id")
         );
         assert!(header(h, "vary").unwrap_or("").contains("Origin"));
     }
@@ -543,7 +543,7 @@ async fn cors_answers_trusted_origins_only(db: Db) {
     assert_eq!(header(h, "access-control-allow-credentials"), Some("true"));
     assert_eq!(
         header(h, "access-control-expose-headers"),
-        Some("set-auth-token")
+        Some("set-auth-token, retry-after, ratelimit, ratelimit-policy, x-request-id")
     );
     assert!(header(h, "vary").unwrap_or("").contains("Origin"));
     // Error answers carry them too (the page must be able to read the error code).

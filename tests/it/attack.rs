@@ -7,8 +7,9 @@
 //! argon2 run each (counted by the hasher, not timed), and every attempt is in the
 //! audit trail with a valid chain.
 //!
-//! Rate limiting (`[rate_limit]`, a separate middleware) is not part of this scenario;
-//! where it exists, this server's config turns it off so only the lockout answers.
+//! Rate limiting (`[rate_limit]`, a separate middleware, tests/it/rate_limit.rs) is not
+//! part of this scenario: this server's config turns it off so only the lockout answers
+//! and every attempt reaches the audit trail.
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
@@ -21,6 +22,7 @@ const VICTIM: &str = "victim@example.com";
 async fn attack_server(db: Db) -> TestServer {
     TestServer::start_with(db, |c| {
         c.proxy.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.rate_limit.enabled = false;
         c.lockout.delay_base_ms = 1;
         c.lockout.delay_max_ms = 5;
     })

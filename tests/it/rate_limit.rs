@@ -644,7 +644,86 @@ async fn built_in_rules_let_a_person_through(db: Db) {
     );
 }
 
+/// The owner's known device has its own account budget: an attacker who spends the
+/// account's budget from anywhere does not shut the owner out, and a forged or foreign
+/// device cookie buys nothing.
+async fn known_device_keeps_its_own_account_budget(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        limits(
+            c,
+            vec![rule("/api/auth/sign-in/*", RateLimitKey::Account, 300, 3)],
+        );
+        trust_local_proxy(c);
+    })
+    .await;
+    s.user("owner@example.com").await;
+    s.user("other@example.com").await;
+    let c = s.http();
+    let device_of = |r: &Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("klard_device="))
+            .and_then(|v| v.split(';').next())
+            .map(String::from)
+            .expect("device cookie")
+    };
+    let good = |email: &str, cookie: Option<&str>, ip: &str| {
+        let mut req = c
+            .post(s.url(SIGN_IN))
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "email": email, "password": PASSWORD }));
+        if let Some(k) = cookie {
+            // A cookie request must come from a trusted origin (the issuer's own).
+            req = req.header("cookie", k).header("origin", s.issuer());
+        }
+        req.send()
+    };
+    let owner = device_of(
+        &good("owner@example.com", None, "198.51.100.1")
+            .await
+            .unwrap(),
+    );
+    let other = device_of(
+        &good("other@example.com", None, "198.51.100.2")
+            .await
+            .unwrap(),
+    );
+    // The attacker spends the owner's account budget from rotating addresses.
+    for n in 3..=4 {
+        let r = sign_in(&s, &c, "owner@example.com", Some(&format!("203.0.113.{n}"))).await;
+        assert_ne!(r.status(), 429);
+    }
+    let r = sign_in(&s, &c, "owner@example.com", Some("203.0.113.9")).await;
+    assert_refused(r, Door::Api, "account:/api/auth/sign-in/*", 3, 300).await;
+    // Without the device, even the right password is throttled...
+    let r = good("owner@example.com", None, "198.51.100.7")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // ...with another account's device cookie too, and with a made-up one...
+    let r = good("owner@example.com", Some(&other), "198.51.100.7")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let r = good(
+        "owner@example.com",
+        Some("klard_device=forged"),
+        "198.51.100.7",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 429);
+    // ...but the owner's own device signs in.
+    let r = good("owner@example.com", Some(&owner), "198.51.100.7")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
 db_tests!(
+    known_device_keeps_its_own_account_budget,
     built_in_rules_let_a_person_through,
     per_ip_on_every_door,
     addresses_from_trusted_proxies_only,
