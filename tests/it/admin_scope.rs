@@ -101,4 +101,67 @@ async fn registration_cannot_claim_the_admin_scope(db: Db) {
     assert_eq!(tok["scope"], "klard:admin", "{tok}");
 }
 
-db_tests!(registration_cannot_claim_the_admin_scope);
+/// A client allowed `klard:admin` may ask for it at /authorize too, but a token that
+/// acts for a user (authorization code) is refused by the admin API: only the client's
+/// own client_credentials token is an admin token.
+async fn user_delegated_admin_token_is_refused(db: Db) {
+    let server = TestServer::start(db).await;
+    server.user("buffy@example.com").await;
+    let (id, secret) = server
+        .client(json!({
+            "client_name": "Ops console",
+            "redirect_uris": [CB],
+            "grant_types": ["authorization_code", "client_credentials"],
+            "scope": "openid klard:admin",
+        }))
+        .await;
+    let secret = secret.unwrap();
+    let mut b = Browser::new("buffy@example.com");
+    let tokens = code_flow(&server, &mut b, &id, &secret, "openid klard:admin", &[]).await;
+    let user_token = tokens["access_token"].as_str().expect("access token");
+    assert!(
+        tokens["scope"]
+            .as_str()
+            .unwrap_or("")
+            .contains("klard:admin"),
+        "{tokens}"
+    );
+    let admin_get = |token: String| {
+        server
+            .http()
+            .get(server.url("/admin/audit-events"))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = admin_get(user_token.to_string()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
+
+    // The same client's own token is an admin token.
+    let (status, tok, _) = token_basic(
+        &server,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "klard:admin"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tok}");
+    let r = admin_get(tok["access_token"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+db_tests!(
+    registration_cannot_claim_the_admin_scope,
+    user_delegated_admin_token_is_refused,
+);
