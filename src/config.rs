@@ -794,7 +794,7 @@ pub struct ProxyConfig {
     pub trust_forwarded_headers: bool,
     /// Addresses or CIDR blocks of the reverse proxies whose `X-Forwarded-For` hops are
     /// believed (`http::client_ip`). Empty: the TCP peer is the client.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1199,7 +1199,6 @@ impl Config {
         validate_captcha(&self.captcha)?;
         validate_audit(&self.audit)?;
         validate_lockout(&self.lockout)?;
-        validate_proxy(&self.proxy)?;
         validate_rate_limit(&self.rate_limit)?;
         if !(60..=30 * 24 * 3600).contains(&self.email_verification.token_ttl) {
             return Err(invalid(
@@ -1534,13 +1533,6 @@ fn validate_breach(b: &BreachConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate_proxy(p: &ProxyConfig) -> Result<(), ConfigError> {
-    for c in &p.trusted_proxies {
-        crate::http::client_ip::Cidr::parse(c).map_err(|e| invalid("proxy.trusted_proxies", &e))?;
-    }
-    Ok(())
-}
-
 fn validate_lockout(l: &LockoutConfig) -> Result<(), ConfigError> {
     let day = 24 * 3600;
     if !(1..=30 * day).contains(&l.failure_window) {
@@ -1670,6 +1662,28 @@ pub fn is_loopback_url(u: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_cidrs() {
+        let ok = Config::from_toml("[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]")
+            .expect("valid");
+        let back: Vec<String> = ok
+            .proxy
+            .trusted_proxies
+            .iter()
+            .map(|c| (*c).into())
+            .collect();
+        assert_eq!(back, vec!["10.0.0.0/8", "::1/128"]);
+        for bad in ["10.0.0.0/33", "proxy.example.com", "10.0.0.0/x"] {
+            let e = Config::from_toml(&format!("[proxy]\ntrusted_proxies = [\"{bad}\"]"))
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                e.contains("trusted_proxies") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn trusted_origins_must_be_origins() {

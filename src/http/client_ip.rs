@@ -14,7 +14,9 @@ use axum::http::HeaderMap;
 use crate::config::ProxyConfig;
 
 /// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Parsed once, when the configuration is read, never per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Cidr {
     net: IpAddr,
     prefix: u8,
@@ -62,6 +64,26 @@ impl Cidr {
     }
 }
 
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Cidr, String> {
+        Cidr::parse(&s)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        format!("{}/{}", c.net, c.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        Cidr::parse(s)
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as dual-stack sockets report IPv4
 /// peers) are the IPv4 address they carry.
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -78,12 +100,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 fn is_trusted(cfg: &ProxyConfig, ip: IpAddr, is_peer: bool) -> bool {
     // `trust_forwarded_headers` (the older switch) trusts the immediate peer, whatever
     // its address, as one proxy hop.
-    (is_peer && cfg.trust_forwarded_headers)
-        || cfg
-            .trusted_proxies
-            .iter()
-            .filter_map(|c| Cidr::parse(c).ok())
-            .any(|c| c.contains(ip))
+    (is_peer && cfg.trust_forwarded_headers) || cfg.trusted_proxies.iter().any(|c| c.contains(ip))
 }
 
 /// Whether the TCP peer is one of our reverse proxies.
@@ -147,7 +164,7 @@ mod tests {
     fn cfg(proxies: &[&str]) -> ProxyConfig {
         ProxyConfig {
             trust_forwarded_headers: false,
-            trusted_proxies: proxies.iter().map(|s| s.to_string()).collect(),
+            trusted_proxies: proxies.iter().map(|s| s.parse().unwrap()).collect(),
         }
     }
 

@@ -21,7 +21,7 @@ const VICTIM: &str = "victim@example.com";
 
 async fn attack_server(db: Db) -> TestServer {
     TestServer::start_with(db, |c| {
-        c.proxy.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.proxy.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         c.rate_limit.enabled = false;
         c.lockout.delay_base_ms = 1;
         c.lockout.delay_max_ms = 5;

@@ -20,7 +20,7 @@ const CLIENT_IP: &str = "203.0.113.9";
 const NEW_PASSWORD: &str = "a completely different passphrase";
 
 fn proxied(c: &mut klard_auth::config::Config) {
-    c.proxy.trusted_proxies = vec!["127.0.0.1/32".into()];
+    c.proxy.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     c.api_auth.auto_sign_in = true;
 }
 

@@ -32,4 +32,5 @@ mod lockout;
 mod mail;
 mod rate_limit;
 mod registration_logout;
+mod request_id;
 mod smtp;

@@ -35,7 +35,7 @@ fn limits(cfg: &mut Config, rules: Vec<RateLimitRuleConfig>) {
 }
 
 fn trust_local_proxy(cfg: &mut Config) {
-    cfg.proxy.trusted_proxies = vec!["127.0.0.1".into()];
+    cfg.proxy.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
 }
 
 /// One item of a `RateLimit` or `RateLimit-Policy` list: name and parameters.
