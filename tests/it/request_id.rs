@@ -16,8 +16,15 @@ async fn request_ids_come_from_trusted_proxies_only(db: Db) {
     let untrusted = TestServer::start(db).await;
     let fresh = echoed(&untrusted, None).await;
     assert_eq!(fresh.len(), 32, "{fresh}");
-    assert_ne!(echoed(&untrusted, None).await, fresh, "a new id per request");
-    assert_ne!(echoed(&untrusted, Some("chosen-by-client")).await, "chosen-by-client");
+    assert_ne!(
+        echoed(&untrusted, None).await,
+        fresh,
+        "a new id per request"
+    );
+    assert_ne!(
+        echoed(&untrusted, Some("chosen-by-client")).await,
+        "chosen-by-client"
+    );
 
     let proxied = TestServer::start_with(db, |c| {
         c.proxy.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
